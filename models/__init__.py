@@ -1,0 +1,1 @@
+"""Settings and data contracts shared by every layer."""

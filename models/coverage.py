@@ -1,0 +1,40 @@
+"""Coverage contract: what exists and what is missing, per partition and symbol.
+
+One record per (layer, dataset, exchange, symbol, interval, day). It is the single source of
+truth read by backfill planning, resume, `crypto-pipeline coverage` and run reports.
+
+- `rows_expected`: candles/points on the expected grid for that day (null where no grid
+  applies, e.g. instruments).
+- `gaps`: missing grid ranges as [start, end) timestamps.
+- `closed`: the day had ended when the data was fetched.
+- `complete`: closed, and the fetch for that day finished without error, so the exchange's
+  answer is final (gaps in a complete day are the exchange's own and are not re-fetched).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_MS = pl.Datetime("ms", "UTC")
+
+GAP_STRUCT = pl.Struct({"start": UTC_MS, "end": UTC_MS})
+
+COVERAGE_SCHEMA = pl.Schema(
+    {
+        "layer": pl.String(),
+        "dataset": pl.String(),
+        "exchange": pl.String(),
+        "symbol": pl.String(),
+        "interval": pl.String(),  # null when the dataset has no interval
+        "day": pl.Date(),
+        "rows_present": pl.Int64(),
+        "rows_expected": pl.Int64(),
+        "gaps": pl.List(GAP_STRUCT),
+        "quarantined": pl.Int64(),
+        "closed": pl.Boolean(),
+        "complete": pl.Boolean(),
+        "updated_at": UTC_MS,
+    }
+)
+
+COVERAGE_KEY = ("layer", "dataset", "exchange", "symbol", "interval", "day")

@@ -1,0 +1,62 @@
+"""Unified symbols: BASE+QUOTE upper-case with no separator (BTCUSDT)."""
+
+from __future__ import annotations
+
+import re
+
+from models.errors import InputError
+
+# Quote currencies we recognise, longest first so that "USDT" wins over "USD".
+KNOWN_QUOTES: tuple[str, ...] = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH")
+DEFAULT_QUOTE = "USDT"
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}(USDT|USDC|FDUSD|BUSD|USD|EUR|BTC|ETH)$")
+MAX_SYMBOL_LENGTH = 20
+
+
+def validate_symbol(raw: str) -> str:
+    """Return the unified symbol for user input, or raise `InputError` naming it.
+
+    Accepts `btcusdt`, `BTC-USDT`, `BTC/USDT`; refuses anything with other characters
+    (path separators, control characters, spaces) or of unreasonable length.
+    """
+    if not isinstance(raw, str):
+        raise InputError(f"symbol must be text, got {type(raw).__name__}")
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    if len(raw) > MAX_SYMBOL_LENGTH + 2:
+        raise InputError(f"malformed symbol {shown!r}: longer than {MAX_SYMBOL_LENGTH} characters")
+    candidate = raw.strip().upper().replace("-", "").replace("/", "")
+    if raw.strip().count("-") + raw.strip().count("/") > 1 or not _SYMBOL_RE.match(candidate):
+        raise InputError(
+            f"malformed symbol {shown!r}: expected BASE+QUOTE such as BTCUSDT "
+            f"(letters and digits, quote one of {', '.join(KNOWN_QUOTES)})"
+        )
+    return candidate
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """Split a unified symbol into (base, quote)."""
+    for quote in KNOWN_QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    raise InputError(f"cannot split symbol {symbol!r} into base and quote")
+
+
+def unify(base: str, quote: str) -> str:
+    """Unified symbol from an exchange's base and quote asset codes."""
+    return f"{base.upper()}{quote.upper()}"
+
+
+def parse_symbols(values: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Parse a comma-separated string or list of symbols, refusing the first malformed one."""
+    raw = values.split(",") if isinstance(values, str) else list(values)
+    out: list[str] = []
+    for item in raw:
+        if isinstance(item, str) and not item.strip():
+            continue
+        symbol = validate_symbol(item)
+        if symbol not in out:
+            out.append(symbol)
+    if not out:
+        raise InputError("no symbol given")
+    return out
