@@ -1,0 +1,1 @@
+"""Work-pool setup, deployment helpers and the worker container recipe."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
@@ -79,7 +80,7 @@ EXCHANGE_DATASETS: dict[Exchange, frozenset[Dataset]] = {
 OPEN_INTEREST_PERIOD = Interval.H1
 
 
-def parse_enum_list(kind: type[E], values: str | list[str] | tuple[str, ...]) -> list[E]:
+def parse_enum_list(kind: type[E], values: str | Sequence[str]) -> list[E]:
     """Parse a comma-separated string or list into enum members, naming the first bad value."""
     raw = values.split(",") if isinstance(values, str) else list(values)
     out: list[E] = []

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     publish_dir: str = "./data/dataset"
     hf_repo_id: str | None = None
     hf_token_block: str = "hf-token"
+    # Prefect-level retries of a failed partition fetch (the clients already retry fast).
+    task_retries: int = Field(default=2, ge=0, le=10)
+    task_retry_delay_s: float = Field(default=10.0, ge=0)
     # HF_TOKEN (no prefix) is read by `hf_token()`; never a field so it never reaches a dump.
 
     @field_validator("warehouse")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from models.errors import InputError
 
@@ -47,7 +48,7 @@ def unify(base: str, quote: str) -> str:
     return f"{base.upper()}{quote.upper()}"
 
 
-def parse_symbols(values: str | list[str] | tuple[str, ...]) -> list[str]:
+def parse_symbols(values: str | Sequence[str]) -> list[str]:
     """Parse a comma-separated string or list of symbols, refusing the first malformed one."""
     raw = values.split(",") if isinstance(values, str) else list(values)
     out: list[str] = []

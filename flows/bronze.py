@@ -1,0 +1,149 @@
+"""Bronze flow: fetch every missing daily partition of a request into raw Parquet."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import (
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.states import State
+
+from flows.common import Outcome, PipelineFailed, plan, run_bounded, summary_table
+from flows.listings import check_listed, has_fresh_snapshot, latest_instruments
+from flows.progress import Progress, publish
+from models.enums import Dataset, Exchange, Interval, Layer
+from models.requests import PartitionSpec, RunRequest
+from models.settings import Settings, load_settings
+from storage import Warehouse
+from tasks.prefect_tasks import fetch_instruments_task, fetch_partition_task
+from tasks.runtime import client_stats, close_clients, run_logger
+
+
+async def refresh_instruments(
+    request: RunRequest, settings: Settings, warehouse: Warehouse
+) -> tuple[list[str], Outcome]:
+    """Snapshot listings once a day per exchange, then refuse symbols nobody lists."""
+    outcome = Outcome()
+    for exchange in request.exchanges:
+        if request.force or not has_fresh_snapshot(warehouse, exchange):
+            state = await fetch_instruments_task(  # type: ignore[misc]
+                exchange, settings.warehouse, settings.sandbox_url, return_state=True
+            )
+            if state.is_completed():
+                outcome.summaries.append(await state.aresult())
+            else:
+                outcome.failures.append(f"{exchange.value}/instruments: {state.message}")
+    listings = {
+        e: frame
+        for e in request.exchanges
+        if (frame := latest_instruments(warehouse, e)) is not None
+    }
+    notices = check_listed(request, listings) if len(listings) == len(request.exchanges) else []
+    return notices, outcome
+
+
+async def fetch_all(
+    request: RunRequest, settings: Settings, warehouse: Warehouse
+) -> tuple[list[PartitionSpec], Outcome]:
+    """Plan from coverage and fetch; returns the planned specs and their outcome."""
+    specs = plan(warehouse, Layer.BRONZE, request)
+    progress = Progress(stage="bronze", total=len(specs))
+    publish(progress)
+    artifact_id = (
+        await acreate_progress_artifact(
+            0.0, key="bronze-progress", description="Bronze partitions fetched"
+        )
+        if specs
+        else None
+    )
+
+    fetch = fetch_partition_task.with_options(
+        retries=settings.task_retries,
+        retry_delay_seconds=[
+            settings.task_retry_delay_s * 3**i for i in range(settings.task_retries)
+        ],
+    )
+
+    async def call(spec: PartitionSpec) -> State[Any]:
+        return await fetch(  # type: ignore[misc]
+            spec,
+            list(request.symbols_for(spec.dataset)),
+            settings.warehouse,
+            settings.sandbox_url,
+            request.force,
+            return_state=True,
+        )
+
+    def done(spec: PartitionSpec, state: State[Any]) -> None:
+        progress.done += 1
+        progress.failed += 0 if state.is_completed() else 1
+        progress.requests = sum(s["requests"] for s in client_stats().values())
+        publish(progress)
+
+    outcome = await run_bounded(specs, call, on_done=done)
+    progress.rows = sum(int(s.get("rows", 0)) for s in outcome.summaries)
+    publish(progress)
+    if artifact_id is not None:
+        await aupdate_progress_artifact(artifact_id, 100.0)
+    return specs, outcome
+
+
+@flow(name="bronze", log_prints=False)
+async def bronze_flow(
+    start: date,
+    end: date,
+    exchanges: list[Exchange] | None = None,
+    symbols: list[str] | None = None,
+    intervals: list[Interval] | None = None,
+    datasets: list[Dataset] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Fetch raw data for an inclusive UTC date range; complete closed days are skipped."""
+    settings = load_settings()
+    request = RunRequest.build(
+        start=start,
+        end=end,
+        settings=settings,
+        exchanges=exchanges,
+        symbols=symbols,
+        intervals=intervals,
+        datasets=datasets,
+        force=force,
+    )
+    report = await run_bronze(request, settings)
+    PipelineFailed.raise_for("bronze", report)
+    return report
+
+
+async def run_bronze(request: RunRequest, settings: Settings) -> dict[str, Any]:
+    """Instruments snapshot, listing check, then every planned partition; never raises on
+    partition failures (they are listed in the report's `failures`)."""
+    log = run_logger()
+    warehouse = Warehouse(settings.warehouse)
+    try:
+        notices, outcome = await refresh_instruments(request, settings, warehouse)
+        for notice in notices:
+            log.info(notice)
+        _, fetched = await fetch_all(request, settings, warehouse)
+        outcome.extend(fetched)
+        stats = client_stats()
+    finally:
+        await close_clients()
+    rows = summary_table(outcome.summaries)
+    if rows:
+        await acreate_table_artifact(
+            rows, key="bronze-partitions", description="Rows per bronze partition"
+        )
+    result = {
+        "partitions": len(outcome.summaries),
+        "rows": sum(int(s.get("rows", 0)) for s in outcome.summaries),
+        "failures": outcome.failures,
+        "requests": stats,
+        "notices": notices,
+    }
+    return result

@@ -1,0 +1,221 @@
+"""`crypto-pipeline`: the command line over the flows (design.md §5)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from rich.console import Console
+
+from models.dates import parse_date, utc_today
+from models.errors import InputError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exchanges", help="comma-separated: binance,coinbase,okx")
+    parser.add_argument("--symbols", help="comma-separated unified symbols, e.g. BTCUSDT,ETHUSDT")
+    parser.add_argument("--intervals", help="comma-separated: 1m,5m,15m,1h,4h,1d")
+    parser.add_argument(
+        "--datasets", help="comma-separated: ohlcv,funding,open_interest,instruments"
+    )
+    parser.add_argument("--force", action="store_true", help="re-fetch complete closed days")
+    parser.add_argument("--sandbox", metavar="URL", help="use the sandbox exchange at URL")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crypto-pipeline",
+        description="Crypto market data ETL: exchanges -> bronze -> silver -> published dataset.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("demo", help="run the main job on embedded defaults (sandbox, local folders)")
+
+    backfill = sub.add_parser("backfill", help="backfill an inclusive UTC date range")
+    backfill.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last UTC day, YYYY-MM-DD")
+    _add_selection(backfill)
+
+    run = sub.add_parser("run", help="the daily flow for one UTC date (default yesterday)")
+    run.add_argument("--date", help="UTC day, YYYY-MM-DD (default: yesterday)")
+    run.add_argument("--no-publish", action="store_true", help="skip the gold publish")
+    run.add_argument("--sandbox", metavar="URL", help="use the sandbox exchange at URL")
+
+    publish = sub.add_parser("publish", help="publish the dataset to the Hub or a local folder")
+    publish.add_argument("--repo-id", help="ORG/NAME of a Hugging Face dataset repo")
+    publish.add_argument("--local-dir", help="write the dataset layout to this folder")
+    publish.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+
+    coverage = sub.add_parser("coverage", help="expected vs present rows, gaps, quarantined rows")
+    coverage.add_argument("--dataset", help="ohlcv, funding, open_interest or instruments")
+    coverage.add_argument("--exchange", help="binance, coinbase or okx")
+    coverage.add_argument("--symbol", help="unified symbol, e.g. BTCUSDT")
+    coverage.add_argument("--layer", default="silver", choices=["bronze", "silver"])
+
+    sandbox = sub.add_parser("sandbox", help="serve the offline sandbox exchange")
+    from clients.sandbox import add_sandbox_arguments
+
+    add_sandbox_arguments(sandbox)
+    return parser
+
+
+def _apply_sandbox(url: str | None) -> None:
+    if url:
+        os.environ["CRYPTO_PIPELINE_SANDBOX_URL"] = url
+
+
+def _finish(state: Any, label: str) -> int:
+    """Print the end summary of a flow run and return the process exit code."""
+    if state.is_completed():
+        console.print(f"[green]{label} completed[/green]")
+        return 0
+    console.print(f"[red]{label} failed:[/red] {state.message}")
+    return 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from flows.backfill import backfill_flow
+    from flows.runner import run_with_progress
+    from models.requests import RunRequest
+    from models.settings import load_settings
+
+    _apply_sandbox(args.sandbox)
+    settings = load_settings()
+    request = RunRequest.build(
+        start=args.start,
+        end=args.end,
+        settings=settings,
+        exchanges=args.exchanges,
+        symbols=args.symbols,
+        intervals=args.intervals,
+        datasets=args.datasets,
+        force=args.force,
+    )
+    params = _flow_params(args)
+    state = run_with_progress(
+        lambda: backfill_flow(
+            start=request.days.start, end=request.days.end, **params, return_state=True
+        ),
+        title=f"backfill {request.days.start}..{request.days.end}",
+    )
+    return _finish(state, "backfill")
+
+
+def _flow_params(args: argparse.Namespace) -> dict[str, Any]:
+    def split(value: str | None) -> list[str] | None:
+        return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+    return {
+        "exchanges": split(args.exchanges),
+        "symbols": split(args.symbols),
+        "intervals": split(args.intervals),
+        "datasets": split(args.datasets),
+        "force": bool(args.force),
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.daily import daily_flow
+    from flows.runner import run_with_progress
+    from models.settings import load_settings
+
+    _apply_sandbox(args.sandbox)
+    load_settings()
+    day = parse_date(args.date, name="--date") if args.date else utc_today() - timedelta(days=1)
+    if day > utc_today():
+        raise InputError(f"--date {day} is in the future (today is {utc_today()} UTC)")
+    state = run_with_progress(
+        lambda: daily_flow(day=day, publish=not args.no_publish, return_state=True),
+        title=f"daily {day}",
+    )
+    return _finish(state, "daily run")
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from flows.gold import gold_flow
+    from flows.runner import run_with_progress
+    from models.settings import load_settings, validate_repo_id
+
+    settings = load_settings()
+    if args.repo_id:
+        validate_repo_id(args.repo_id)
+    state = run_with_progress(
+        lambda: gold_flow(
+            repo_id=args.repo_id, local_dir=args.local_dir, dry_run=args.dry_run, return_state=True
+        ),
+        title="publish",
+    )
+    code = _finish(state, "publish")
+    if code == 0:
+        report = asyncio.run(state.aresult())
+        target = report["target"]
+        out.print(
+            f"{target}: {report['added']} added, {report['changed']} changed, "
+            f"{report['deleted']} deleted, {report['unchanged']} unchanged, "
+            f"{report['bytes_uploaded']:,} bytes" + (" (dry run)" if report["dry_run"] else "")
+        )
+        if report.get("commit_url"):
+            out.print(f"commit: {report['commit_url']}")
+    del settings
+    return code
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from flows.report import print_coverage
+
+    return print_coverage(
+        dataset=args.dataset,
+        exchange=args.exchange,
+        symbol=args.symbol,
+        layer=args.layer,
+        console=out,
+    )
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from clients.sandbox import config_from_args, serve
+
+    config = config_from_args(args)
+    out.print(f"sandbox exchange on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    serve(args.host, args.port, config)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(console=out)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "backfill": cmd_backfill,
+    "run": cmd_run,
+    "publish": cmd_publish,
+    "coverage": cmd_coverage,
+    "sandbox": cmd_sandbox,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

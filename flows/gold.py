@@ -1,0 +1,101 @@
+"""Gold flow: build the dataset layout from silver and publish only what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import acreate_markdown_artifact
+
+from flows.common import PipelineFailed
+from models.enums import Layer
+from models.settings import Settings, hf_token, load_settings, validate_repo_id
+from storage import Warehouse
+
+SILVER_DATASETS = ("ohlcv", "ohlcv_aggregated", "funding", "open_interest", "instruments")
+
+
+def publish_dataset(
+    settings: Settings,
+    *,
+    repo_id: str | None,
+    local_dir: str | None,
+    dry_run: bool = False,
+    endpoint: str | None = None,
+) -> Any:
+    """Build the layout in a staging folder and publish it; returns a `PublishReport`.
+
+    `repo_id` publishes to the Hub (token from HF_TOKEN or a Prefect Secret block); else the
+    layout goes to `local_dir` (default: the settings' publish folder).
+    """
+    from tasks.publish.card import render_card
+    from tasks.publish.hub import publish_to_hub
+    from tasks.publish.local import publish_to_local
+
+    from tasks.publish.layout import build_layout
+
+    warehouse = Warehouse(settings.warehouse)
+    silver = {name: warehouse.scan(Layer.SILVER, name) for name in SILVER_DATASETS}
+    coverage = warehouse.coverage.query(layer=Layer.SILVER)
+    staging = Path(tempfile.mkdtemp(prefix="crypto-pipeline-gold-"))
+    try:
+        manifest = build_layout(silver, staging)
+        card = render_card(manifest, repo_id=repo_id, coverage=coverage)
+        manifest = manifest.with_card(staging, card)
+        if repo_id:
+            return publish_to_hub(
+                staging,
+                manifest,
+                repo_id=validate_repo_id(repo_id),
+                token=hf_token(settings.hf_token_block),
+                endpoint=endpoint,
+                dry_run=dry_run,
+            )
+        target = Path(local_dir or settings.publish_dir)
+        return publish_to_local(staging, manifest, local_dir=target, dry_run=dry_run)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+async def run_gold(
+    settings: Settings, *, repo_id: str | None, local_dir: str | None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Publish and leave a readable artifact of the diff (never the token)."""
+    report = await asyncio.to_thread(
+        publish_dataset, settings, repo_id=repo_id, local_dir=local_dir, dry_run=dry_run
+    )
+    await acreate_markdown_artifact(
+        report.to_markdown(), key="gold-publish", description="Files added, changed and deleted"
+    )
+    return {
+        "target": report.target,
+        "added": len(report.added),
+        "changed": len(report.changed),
+        "deleted": len(report.deleted),
+        "unchanged": report.unchanged,
+        "bytes_uploaded": report.bytes_uploaded,
+        "commit_url": report.commit_url,
+        "dry_run": report.dry_run,
+        "failures": [],
+    }
+
+
+@flow(name="gold", log_prints=False)
+async def gold_flow(
+    repo_id: str | None = None, local_dir: str | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Publish the dataset to a Hugging Face dataset repo, or to a local dataset folder.
+
+    `repo_id` defaults to `CRYPTO_PIPELINE_HF_REPO_ID`; without one, the local folder
+    (`local_dir`, default `CRYPTO_PIPELINE_PUBLISH_DIR`) is written. The token is never a
+    parameter: it comes from HF_TOKEN or the Prefect Secret block `hf-token`.
+    """
+    settings = load_settings()
+    target_repo = repo_id or (None if local_dir else settings.hf_repo_id)
+    report = await run_gold(settings, repo_id=target_repo, local_dir=local_dir, dry_run=dry_run)
+    PipelineFailed.raise_for("gold", report)
+    return report

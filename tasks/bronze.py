@@ -1,0 +1,263 @@
+"""Bronze: fetch one exchange's dataset for one UTC day (all symbols) and store it raw."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from clients.protocol import ExchangeClient, ExchangeError, UnknownSymbol
+from models.bronze import empty_bronze
+from models.coverage import COVERAGE_SCHEMA
+from models.dates import day_start, is_closed
+from models.enums import OPEN_INTEREST_PERIOD, Dataset, Exchange, Layer, MarketKind
+from models.requests import PartitionSpec
+from storage import PartitionKey, ShrinkRefused, Warehouse
+from tasks.runtime import run_logger, shared_client
+
+
+@dataclass
+class FetchSummary:
+    """What one partition fetch did; small and serialisable (a task result)."""
+
+    partition: str
+    rows: int = 0
+    symbols_fetched: list[str] = field(default_factory=list)
+    symbols_skipped_complete: list[str] = field(default_factory=list)
+    symbols_not_listed: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+    closed: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PartitionFetchFailed(Exception):
+    """Some symbols of a partition could not be fetched; the others were stored."""
+
+    def __init__(self, summary: FetchSummary) -> None:
+        self.summary = summary
+        detail = "; ".join(f"{sym}: {why}" for sym, why in sorted(summary.failures.items()))
+        super().__init__(f"{summary.partition}: {detail}")
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (PartitionFetchFailed, (self.summary,))
+
+
+def bronze_key(spec: PartitionSpec) -> PartitionKey:
+    return PartitionKey(
+        layer=Layer.BRONZE,
+        dataset=spec.dataset.value,
+        exchange=spec.exchange.value,
+        interval=spec.interval.value if spec.interval else None,
+        day=spec.day,
+    )
+
+
+def _kind(dataset: Dataset) -> MarketKind:
+    return MarketKind.SPOT if dataset is Dataset.OHLCV else MarketKind.PERP
+
+
+async def _fetch_symbol(client: ExchangeClient, spec: PartitionSpec, symbol: str) -> pl.DataFrame:
+    start = day_start(spec.day)
+    end = start + timedelta(days=1)
+    if spec.dataset is Dataset.OHLCV:
+        assert spec.interval is not None
+        return await client.ohlcv(symbol, spec.interval, start, end)
+    if spec.dataset is Dataset.FUNDING:
+        return await client.funding(symbol, start, end)
+    if spec.dataset is Dataset.OPEN_INTEREST:
+        return await client.open_interest(symbol, start, end)
+    raise ValueError(f"{spec.dataset} is not fetched per day")
+
+
+def complete_symbols(warehouse: Warehouse, spec: PartitionSpec, symbols: list[str]) -> set[str]:
+    """Symbols whose bronze day is recorded complete in the coverage index."""
+    records = warehouse.coverage.query(
+        layer=Layer.BRONZE,
+        dataset=spec.dataset.value,
+        exchange=spec.exchange.value,
+        interval=spec.interval.value if spec.interval else None,
+        start=spec.day,
+        end=spec.day,
+    )
+    if records.is_empty():
+        return set()
+    done = records.filter(pl.col("complete") & pl.col("symbol").is_in(symbols))
+    return set(done.get_column("symbol").to_list())
+
+
+def bronze_coverage(
+    spec: PartitionSpec,
+    frame: pl.DataFrame,
+    symbols: list[str],
+    *,
+    closed: bool,
+    failed: set[str],
+    now: datetime,
+) -> pl.DataFrame:
+    """Coverage records for the symbols fetched (or found unlisted) in this run."""
+    counts = dict(frame.group_by("symbol").len().iter_rows()) if not frame.is_empty() else {}
+    expected = spec.interval.per_day if spec.interval else None
+    if spec.dataset is Dataset.OPEN_INTEREST:
+        expected = OPEN_INTEREST_PERIOD.per_day
+    rows: list[dict[str, Any]] = [
+        {
+            "layer": Layer.BRONZE.value,
+            "dataset": spec.dataset.value,
+            "exchange": spec.exchange.value,
+            "symbol": sym,
+            "interval": spec.interval.value if spec.interval else None,
+            "day": spec.day,
+            "rows_present": int(counts.get(sym, 0)),
+            "rows_expected": expected,
+            "gaps": [],
+            "quarantined": 0,
+            "closed": closed,
+            "complete": closed and sym not in failed,
+            "updated_at": now,
+        }
+        for sym in symbols
+    ]
+    return pl.DataFrame(rows, schema=COVERAGE_SCHEMA)
+
+
+async def fetch_partition(
+    spec: PartitionSpec,
+    symbols: list[str],
+    *,
+    warehouse_uri: str,
+    sandbox_url: str | None = None,
+    force: bool = False,
+    client: ExchangeClient | None = None,
+) -> FetchSummary:
+    """Fetch every symbol of a daily partition, merge with kept rows, write bronze atomically.
+
+    Symbols already complete for a closed day are skipped unless `force`. A symbol the
+    exchange does not list is skipped with a notice. Failed symbols keep their stored rows;
+    if any failed, `PartitionFetchFailed` is raised after the rest has been written.
+    """
+    log = run_logger()
+    warehouse = Warehouse(warehouse_uri)
+    now = datetime.now(UTC)
+    closed = is_closed(spec.day, now=now)
+    summary = FetchSummary(partition=spec.label, closed=closed)
+    todo = list(symbols)
+    if not force and closed:
+        done = complete_symbols(warehouse, spec, todo)
+        summary.symbols_skipped_complete = sorted(done)
+        todo = [s for s in todo if s not in done]
+    if not todo:
+        return summary
+    client = client or shared_client(spec.exchange, sandbox_url)
+    kind = _kind(spec.dataset)
+
+    async def one(symbol: str) -> tuple[str, pl.DataFrame | None, str | None]:
+        try:
+            await client.resolve(symbol, kind)
+        except UnknownSymbol:
+            return symbol, None, "not listed"
+        try:
+            return symbol, await _fetch_symbol(client, spec, symbol), None
+        except ExchangeError as exc:
+            return symbol, None, str(exc)
+
+    results = await asyncio.gather(*(one(s) for s in todo))
+    frames: list[pl.DataFrame] = []
+    for symbol, frame, problem in results:
+        if problem == "not listed":
+            summary.symbols_not_listed.append(symbol)
+            log.info("%s: %s not listed on %s, skipped", spec.label, symbol, spec.exchange.value)
+        elif problem is not None:
+            summary.failures[symbol] = problem
+        elif frame is not None:
+            summary.symbols_fetched.append(symbol)
+            frames.append(frame)
+
+    key = bronze_key(spec)
+    fetched = set(summary.symbols_fetched) | set(summary.symbols_not_listed)
+    stored = warehouse.read(key)
+    kept = (
+        stored.filter(~pl.col("symbol").is_in(list(fetched)))
+        if stored is not None and not stored.is_empty()
+        else None
+    )
+    parts = [f for f in frames if not f.is_empty()]
+    if kept is not None and not kept.is_empty():
+        parts.append(kept)
+    schema_frame = empty_bronze(spec.exchange, spec.dataset)
+    merged = (
+        pl.concat([schema_frame, *parts], how="vertical_relaxed").sort("symbol")
+        if parts
+        else schema_frame
+    )
+    new_rows = pl.concat(frames, how="vertical_relaxed") if frames else schema_frame
+    if summary.symbols_fetched or kept is not None:
+        window = (day_start(spec.day), day_start(spec.day) + timedelta(days=1))
+        try:
+            result = warehouse.write(key, merged, closed=closed, window=window, force=force)
+            summary.path = result.path
+            summary.rows = result.rows
+        except ShrinkRefused as exc:
+            for sym in summary.symbols_fetched:
+                summary.failures[sym] = str(exc)
+            summary.symbols_fetched = []
+    coverage_symbols = summary.symbols_fetched + summary.symbols_not_listed
+    if coverage_symbols:
+        warehouse.coverage.upsert(
+            bronze_coverage(
+                spec,
+                new_rows,
+                coverage_symbols,
+                closed=closed,
+                failed=set(summary.failures),
+                now=now,
+            )
+        )
+    if summary.failures:
+        raise PartitionFetchFailed(summary)
+    return summary
+
+
+def instruments_key(exchange: Exchange, day: Any) -> PartitionKey:
+    return PartitionKey(
+        layer=Layer.BRONZE,
+        dataset=Dataset.INSTRUMENTS.value,
+        exchange=exchange.value,
+        interval=None,
+        day=day,
+    )
+
+
+async def fetch_instruments(
+    exchange: Exchange,
+    *,
+    warehouse_uri: str,
+    sandbox_url: str | None = None,
+    client: ExchangeClient | None = None,
+) -> FetchSummary:
+    """Snapshot the exchange's spot and perpetual listings into today's bronze partition."""
+    warehouse = Warehouse(warehouse_uri)
+    client = client or shared_client(exchange, sandbox_url)
+    today = datetime.now(UTC).date()
+    frames = [await client.instruments(MarketKind.SPOT)]
+    if Dataset.FUNDING in _perp_datasets(exchange):
+        frames.append(await client.instruments(MarketKind.PERP))
+    frame = pl.concat(frames, how="vertical_relaxed")
+    result = warehouse.write(instruments_key(exchange, today), frame, closed=False)
+    return FetchSummary(
+        partition=f"{exchange.value}/instruments/{today.isoformat()}",
+        rows=result.rows,
+        path=result.path,
+        closed=False,
+    )
+
+
+def _perp_datasets(exchange: Exchange) -> frozenset[Dataset]:
+    from models.enums import EXCHANGE_DATASETS
+
+    return EXCHANGE_DATASETS[exchange]

@@ -1,0 +1,117 @@
+"""Thin Prefect task shells over the plain functions in `tasks/` (bodies testable via `.fn`)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import date
+from importlib.metadata import version
+from typing import Any
+
+from prefect import task
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from clients.protocol import BadRequest, UnknownSymbol
+from models.dates import is_closed
+from models.enums import Exchange, Interval
+from models.requests import PartitionSpec
+from tasks import bronze, silver
+
+CODE_VERSION = version("crypto-pipeline")
+
+
+def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    """Cache key for a closed day's partition (partition, symbols, warehouse, code version).
+
+    None (no caching) for the current day or a forced run; failed or partial fetches raise,
+    so they never complete and are never cached.
+    """
+    spec: PartitionSpec = parameters["spec"]
+    if parameters.get("force") or not is_closed(spec.day):
+        return None
+    symbols = ",".join(sorted(parameters["symbols"]))
+    raw = f"{context.task.name}|{spec.label}|{symbols}|{parameters['warehouse_uri']}|{CODE_VERSION}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry outages (the clients already retried fast); never client errors."""
+    try:
+        state.result()
+    except bronze.PartitionFetchFailed as exc:
+        return any(
+            not ("BadRequest" in why or "not listed" in why)
+            for why in exc.summary.failures.values()
+        )
+    except (BadRequest, UnknownSymbol):
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(
+    name="fetch-partition",
+    task_run_name="fetch {spec.label}",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_key_fn=closed_day_cache_key,
+    persist_result=True,
+    cache_result_in_memory=False,
+)
+async def fetch_partition_task(
+    spec: PartitionSpec,
+    symbols: list[str],
+    warehouse_uri: str,
+    sandbox_url: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Fetch one (exchange, dataset, interval, day) for all symbols into bronze."""
+    summary = await bronze.fetch_partition(
+        spec, symbols, warehouse_uri=warehouse_uri, sandbox_url=sandbox_url, force=force
+    )
+    return summary.as_dict()
+
+
+@task(
+    name="fetch-instruments",
+    task_run_name="instruments {exchange}",
+    retries=2,
+    retry_delay_seconds=5,
+)
+async def fetch_instruments_task(
+    exchange: Exchange, warehouse_uri: str, sandbox_url: str | None = None
+) -> dict[str, Any]:
+    summary = await bronze.fetch_instruments(
+        exchange, warehouse_uri=warehouse_uri, sandbox_url=sandbox_url
+    )
+    return summary.as_dict()
+
+
+@task(name="build-silver", task_run_name="silver {spec.label}", retries=1, retry_delay_seconds=2)
+async def build_silver_task(
+    spec: PartitionSpec, symbols: list[str], warehouse_uri: str, force: bool = False
+) -> dict[str, Any]:
+    """Build one silver partition from bronze (CPU work off the event loop)."""
+    summary = await asyncio.to_thread(
+        silver.build_partition, spec, symbols, warehouse_uri=warehouse_uri, force=force
+    )
+    return summary.as_dict()
+
+
+@task(
+    name="build-aggregate",
+    task_run_name="aggregate {interval}/{day}",
+    retries=1,
+    retry_delay_seconds=2,
+)
+async def build_aggregate_task(
+    interval: Interval, day: date, exchanges: list[Exchange], warehouse_uri: str
+) -> dict[str, Any]:
+    summary = await asyncio.to_thread(
+        silver.build_aggregate, interval, day, exchanges, warehouse_uri=warehouse_uri
+    )
+    return summary.as_dict()

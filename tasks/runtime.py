@@ -1,0 +1,55 @@
+"""Process-wide runtime helpers for tasks: shared exchange clients and the run logger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from clients.protocol import ExchangeClient
+from models.enums import Exchange
+
+_clients: dict[tuple[Exchange, str | None, int], ExchangeClient] = {}
+
+
+def shared_client(exchange: Exchange, sandbox_url: str | None) -> ExchangeClient:
+    """One client (one aiohttp session) per exchange and event loop, shared by all tasks."""
+    from clients.factory import make_client
+
+    key = (exchange, sandbox_url, id(asyncio.get_running_loop()))
+    client = _clients.get(key)
+    if client is None:
+        client = make_client(exchange, sandbox_url=sandbox_url)
+        _clients[key] = client
+    return client
+
+
+def client_stats() -> dict[str, dict[str, int]]:
+    """Request counters of the shared clients of the running loop, per exchange."""
+    loop_id = id(asyncio.get_running_loop())
+    out: dict[str, dict[str, int]] = {}
+    for (exchange, _, lid), client in _clients.items():
+        if lid == loop_id:
+            s = client.stats
+            row = out.setdefault(exchange.value, {"requests": 0, "retries": 0, "rate_limited": 0})
+            row["requests"] += s.requests
+            row["retries"] += s.retries
+            row["rate_limited"] += s.rate_limited
+    return out
+
+
+async def close_clients() -> None:
+    """Close the shared clients of the running loop."""
+    loop_id = id(asyncio.get_running_loop())
+    for key in [k for k in _clients if k[2] == loop_id]:
+        await _clients.pop(key).aclose()
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
+    """Prefect's run logger inside a run, a module logger outside one."""
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return logging.getLogger("crypto_pipeline")

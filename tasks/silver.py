@@ -1,0 +1,195 @@
+"""Silver: turn one bronze partition into validated silver rows, quarantine and coverage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from models.dates import is_closed
+from models.enums import Dataset, Exchange, Interval, Layer
+from models.requests import NATIVE_INTERVALS, PartitionSpec
+from storage import PartitionKey, ShrinkRefused, Warehouse
+from tasks.bronze import bronze_key
+from tasks.transform.coverage import ohlcv_coverage
+from tasks.transform.ohlcv import resample_ohlcv
+from tasks.transform.silver import build_silver
+from tasks.transform.validate import validate
+
+
+@dataclass
+class SilverSummary:
+    """What one silver partition build did (a small task result)."""
+
+    partition: str
+    rows: int = 0
+    quarantined: int = 0
+    gaps: int = 0
+    gap_minutes: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    path: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def silver_key(spec: PartitionSpec, layer: Layer = Layer.SILVER) -> PartitionKey:
+    return PartitionKey(
+        layer=layer,
+        dataset=spec.dataset.value,
+        exchange=spec.exchange.value,
+        interval=spec.interval.value if spec.interval else None,
+        day=spec.day,
+    )
+
+
+def _bronze_complete(warehouse: Warehouse, spec: PartitionSpec, symbols: list[str]) -> bool:
+    records = warehouse.coverage.query(
+        layer=Layer.BRONZE,
+        dataset=spec.dataset.value,
+        exchange=spec.exchange.value,
+        interval=spec.interval.value if spec.interval else None,
+        start=spec.day,
+        end=spec.day,
+    )
+    if records.is_empty():
+        return False
+    done = set(records.filter(pl.col("complete")).get_column("symbol").to_list())
+    return all(s in done for s in symbols)
+
+
+def _resampled_batch(
+    warehouse: Warehouse, spec: PartitionSpec, symbols: list[str], *, closed: bool
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Coinbase 4h: complete 4h buckets from stored silver 1h candles of the same day."""
+    assert spec.interval is not None
+    hourly = warehouse.read(silver_key(spec.model_copy(update={"interval": Interval.H1})))
+    hourly_spec = spec.model_copy(update={"interval": Interval.H1})
+    complete = _bronze_complete(warehouse, hourly_spec, symbols)
+    frame = resample_ohlcv(hourly, spec.interval) if hourly is not None else None
+    if frame is None or frame.is_empty():
+        from models.silver import SILVER_SCHEMAS
+
+        frame = pl.DataFrame(schema=SILVER_SCHEMAS["ohlcv"])
+    good, quarantine = validate(frame, "ohlcv", interval=spec.interval, day=spec.day)
+    coverage = ohlcv_coverage(
+        good,
+        exchange=spec.exchange.value,
+        interval=spec.interval,
+        day=spec.day,
+        symbols=symbols,
+        quarantined=quarantine,
+        closed=closed,
+        complete=complete and closed,
+    )
+    return good, quarantine, coverage
+
+
+def build_partition(
+    spec: PartitionSpec, symbols: list[str], *, warehouse_uri: str, force: bool = False
+) -> SilverSummary:
+    """Build (or rebuild) the silver partition of `spec` from what bronze holds."""
+    warehouse = Warehouse(warehouse_uri)
+    now = datetime.now(UTC)
+    closed = is_closed(spec.day, now=now)
+    summary = SilverSummary(partition=spec.label)
+    if spec.interval is not None and spec.interval not in NATIVE_INTERVALS[spec.exchange]:
+        data, quarantine, coverage = _resampled_batch(warehouse, spec, symbols, closed=closed)
+        summary.counts = {"input": data.height + quarantine.height, "good": data.height}
+    else:
+        bronze = warehouse.read(bronze_key(spec))
+        if bronze is None:
+            from models.bronze import empty_bronze
+
+            bronze = empty_bronze(spec.exchange, spec.dataset)
+        previous = None
+        if spec.dataset is Dataset.FUNDING:
+            previous = warehouse.read(
+                silver_key(spec.model_copy(update={"day": spec.day - timedelta(days=1)}))
+            )
+        batch = build_silver(
+            spec.dataset.value,
+            bronze,
+            exchange=spec.exchange.value,
+            interval=spec.interval,
+            day=spec.day,
+            symbols=symbols,
+            closed=closed,
+            complete=closed and _bronze_complete(warehouse, spec, symbols),
+            previous=previous,
+            now=now,
+        )
+        data, quarantine, coverage = batch.data, batch.quarantine, batch.coverage
+        summary.counts = dict(batch.counts)
+    try:
+        result = warehouse.write(silver_key(spec), data, closed=closed, force=force)
+        summary.path = result.path
+        summary.rows = result.rows
+    except ShrinkRefused as exc:
+        summary.error = str(exc)
+        return summary
+    if not quarantine.is_empty() or warehouse.exists(silver_key(spec, Layer.QUARANTINE)):
+        warehouse.write(silver_key(spec, Layer.QUARANTINE), quarantine, closed=False, force=True)
+    summary.quarantined = quarantine.height
+    if not coverage.is_empty():
+        warehouse.coverage.upsert(coverage)
+        gaps = coverage.select(pl.col("gaps").list.len().sum()).item()
+        summary.gaps = int(gaps or 0)
+        summary.gap_minutes = _gap_minutes(coverage)
+    return summary
+
+
+def _gap_minutes(coverage: pl.DataFrame) -> float:
+    exploded = coverage.select(pl.col("gaps")).explode("gaps").drop_nulls()
+    if exploded.is_empty():
+        return 0.0
+    spans = exploded.select(
+        (pl.col("gaps").struct.field("end") - pl.col("gaps").struct.field("start"))
+        .dt.total_seconds()
+        .sum()
+    ).item()
+    return float(spans or 0) / 60.0
+
+
+def aggregate_key(interval: Interval, day: Any) -> PartitionKey:
+    return PartitionKey(
+        layer=Layer.SILVER,
+        dataset="ohlcv_aggregated",
+        exchange=None,
+        interval=interval.value,
+        day=day,
+    )
+
+
+def build_aggregate(
+    interval: Interval, day: Any, exchanges: list[Exchange], *, warehouse_uri: str
+) -> SilverSummary:
+    """Cross-exchange aggregate of one interval and day from the stored silver candles."""
+    from tasks.transform.aggregate import aggregate_ohlcv
+
+    warehouse = Warehouse(warehouse_uri)
+    frames = []
+    for exchange in exchanges:
+        key = PartitionKey(
+            layer=Layer.SILVER,
+            dataset="ohlcv",
+            exchange=exchange.value,
+            interval=interval.value,
+            day=day,
+        )
+        frame = warehouse.read(key)
+        if frame is not None and not frame.is_empty():
+            frames.append(frame)
+    summary = SilverSummary(partition=f"aggregated/ohlcv/{interval.value}/{day}")
+    if not frames:
+        return summary
+    aggregated, excluded = aggregate_ohlcv(pl.concat(frames, how="vertical_relaxed"))
+    closed = is_closed(day)
+    result = warehouse.write(aggregate_key(interval, day), aggregated, closed=closed, force=True)
+    summary.rows = result.rows
+    summary.path = result.path
+    summary.counts = {"excluded_venues": excluded.height}
+    return summary

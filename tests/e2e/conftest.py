@@ -1,0 +1,171 @@
+"""A real Prefect server on PostgreSQL, the project's deployments, and process workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PG_DSN = os.environ.get("CRYPTO_PIPELINE_TEST_PG", "postgres@127.0.0.1:5432")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PrefectStack:
+    api_url: str
+    env: dict[str, str]
+    home: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def run(self, *args: str, timeout: float = 180, env: dict[str, str] | None = None) -> str:
+        proc = subprocess.run(
+            [str(BIN / "prefect"), *args],
+            cwd=REPO,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, (
+            f"prefect {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        )
+        return proc.stdout
+
+    def start_worker(self, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.home / f"worker-{name}.log", "wb")  # noqa: SIM115 - lives with the worker
+        worker = subprocess.Popen(
+            [
+                str(BIN / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                "crypto-pipeline",
+                "--name",
+                name,
+                "--type",
+                "process",
+            ],
+            cwd=REPO,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        self.workers.clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStack]:
+    """`prefect server start` on a fresh PostgreSQL database, work pool and deployments."""
+    if not postgres_available():
+        pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (.ci/run starts it)")
+    home = tmp_path_factory.mktemp("prefect-home")
+    database = f"prefect_e2e_{uuid.uuid4().hex[:10]}"
+    psql = shutil.which("psql") or "psql"
+    subprocess.run(
+        [psql, "-h", "127.0.0.1", "-U", "postgres", "-c", f"CREATE DATABASE {database}"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PREFECT_", "CRYPTO_PIPELINE_"))
+        },
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{PG_DSN}/{database}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }
+    server_log = open(home / "server.log", "wb")  # noqa: SIM115 - lives with the server
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+    )
+    stack = PrefectStack(api_url=api_url, env=env, home=home)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{api_url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((home / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        subprocess.run(
+            [str(BIN / "python"), "-m", "deployments.setup"],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        stack.run("--no-prompt", "deploy", "--all")
+        yield stack
+    finally:
+        stack.stop_workers()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        subprocess.run(
+            [
+                psql,
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-c",
+                f"DROP DATABASE IF EXISTS {database} WITH (FORCE)",
+            ],
+            capture_output=True,
+        )
