@@ -123,6 +123,8 @@ def build_partition(
             now=now,
         )
         data, quarantine, coverage = batch.data, batch.quarantine, batch.coverage
+        if spec.interval is None:  # coverage is keyed like the partition (no interval level)
+            coverage = coverage.with_columns(pl.lit(None, dtype=pl.String).alias("interval"))
         summary.counts = dict(batch.counts)
     try:
         result = warehouse.write(silver_key(spec), data, closed=closed, force=force)

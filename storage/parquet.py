@@ -1,0 +1,135 @@
+"""Parquet encoding for warehouse files: pure functions from frames to bytes and back.
+
+Files are zstd-compressed (floats byte-stream-split first) with column statistics, a page
+index and page checksums, and carry key-value metadata naming the producing code version, the
+partition, the request window, the write time and the row count.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+from datetime import UTC, datetime
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from models.enums import Layer
+from storage.layout import DATE_COLUMN, PartitionKey
+
+META_PREFIX = "crypto_pipeline."
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 3
+
+
+def code_version() -> str:
+    try:
+        return importlib.metadata.version("crypto-pipeline")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def plain_strings(dtype: pa.DataType) -> pa.DataType:
+    """`dtype` with every (large_/view) string replaced by plain `string`, recursively.
+
+    Readers infer plain `string` for hive path values; pyarrow refuses to merge a
+    `large_string` file column with it, so files store plain strings throughout.
+    """
+    if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return pa.string()
+    if pa.types.is_large_list(dtype):
+        return pa.large_list(plain_strings(dtype.value_type))
+    if pa.types.is_list(dtype) or pa.types.is_list_view(dtype):
+        return pa.list_(plain_strings(dtype.value_type))
+    if pa.types.is_struct(dtype):
+        return pa.struct([f.with_type(plain_strings(f.type)) for f in dtype])
+    return dtype
+
+
+def partition_table(key: PartitionKey, frame: pl.DataFrame) -> pa.Table:
+    """The Arrow table to store for `key`: checked, with partition columns filled in.
+
+    Raises ValueError naming the partition if the frame contradicts the key: a `date` column,
+    an `exchange`/`interval` value other than the key's, or a `ts` outside the key's day
+    (quarantine partitions may hold such rows: that is why they were rejected).
+    """
+    if DATE_COLUMN in frame.columns:
+        raise ValueError(f"{key}: column {DATE_COLUMN!r} is reserved for the partition path")
+    for column, value in key.partition_values.items():
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(value, pl.String).alias(column))
+            continue
+        wrong = frame.filter(pl.col(column).cast(pl.String).ne_missing(value))
+        if wrong.height:
+            found = wrong.get_column(column).unique().to_list()[:3]
+            raise ValueError(f"{key}: column {column!r} holds {found}, expected only {value!r}")
+        frame = frame.with_columns(pl.col(column).cast(pl.String))
+    checks_day = key.layer is not Layer.QUARANTINE
+    if checks_day and "ts" in frame.columns and isinstance(frame.schema["ts"], pl.Datetime):
+        days = frame.get_column("ts").dt.date().drop_nulls().unique()
+        outside = [d for d in days.to_list() if d != key.day]
+        if outside:
+            raise ValueError(f"{key}: rows with ts on other days {sorted(outside)[:3]}")
+    table = frame.to_arrow()
+    return table.cast(pa.schema([f.with_type(plain_strings(f.type)) for f in table.schema]))
+
+
+def file_metadata(
+    key: PartitionKey,
+    rows: int,
+    *,
+    closed: bool,
+    window: tuple[datetime, datetime] | None,
+    written_at: datetime | None = None,
+) -> dict[str, str]:
+    """Key-value metadata recorded in every warehouse file."""
+    meta = {
+        "version": code_version(),
+        "partition": str(key),
+        "rows": str(rows),
+        "closed": str(closed).lower(),
+        "written_at": (written_at or datetime.now(UTC)).isoformat(),
+    }
+    if window is not None:
+        meta["window_start"] = window[0].isoformat()
+        meta["window_end"] = window[1].isoformat()
+    return {META_PREFIX + k: v for k, v in meta.items()}
+
+
+def encode(table: pa.Table, metadata: dict[str, str] | None = None) -> bytes:
+    """Serialize a table to Parquet bytes in memory."""
+    if metadata:
+        merged = {
+            **(table.schema.metadata or {}),
+            **{k.encode(): v.encode() for k, v in metadata.items()},
+        }
+        table = table.replace_schema_metadata(merged)
+    floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+    sink = io.BytesIO()
+    pq.write_table(
+        table,
+        sink,
+        use_dictionary=[name for name in table.column_names if name not in floats],
+        use_byte_stream_split=floats,  # ~28% smaller for prices and volumes than dictionary
+        compression=COMPRESSION,
+        compression_level=COMPRESSION_LEVEL,
+        write_statistics=True,
+        write_page_index=True,
+        write_page_checksum=True,
+    )
+    return sink.getvalue()
+
+
+def decode(data: bytes) -> pl.DataFrame:
+    return pl.read_parquet(io.BytesIO(data))
+
+
+def our_metadata(metadata: dict[bytes, bytes] | None) -> dict[str, str]:
+    """The `crypto_pipeline.*` entries of a file's key-value metadata, prefix removed."""
+    out = {}
+    for k, v in (metadata or {}).items():
+        name = k.decode()
+        if name.startswith(META_PREFIX):
+            out[name.removeprefix(META_PREFIX)] = v.decode()
+    return out

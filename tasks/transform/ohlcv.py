@@ -1,0 +1,154 @@
+"""OHLCV: bronze candles of any exchange → silver rows; dedup; resampling of finer candles."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from models.enums import Exchange, Interval
+from models.silver import SILVER_SCHEMAS
+from tasks.transform.common import FETCHED_AT, UTC_MS, conform, epoch_ms, to_float, working_schema
+
+OHLCV_SCHEMA = SILVER_SCHEMAS["ohlcv"]
+
+# Exchange-native bar names that may reach bronze, mapped to the unified interval.
+_NATIVE_INTERVALS = {"1H": "1h", "4H": "4h", "1D": "1d", "1Dutc": "1d", "1Hutc": "1h"}
+# Epoch values at or above this are microseconds (1e14 ms would be the year 5138).
+_MICROSECONDS_FROM = 10**14
+
+
+def _provenance() -> list[pl.Expr]:
+    return [
+        pl.col("exchange").str.to_lowercase(),
+        pl.col("symbol").str.to_uppercase(),
+        pl.col("interval").replace(_NATIVE_INTERVALS),
+    ]
+
+
+def _binance_ms(column: str) -> pl.Expr:
+    """Binance epoch time in ms; microsecond values (binance.vision spot dumps since 2025,
+    or `X-MBX-TIME-UNIT: MICROSECOND`) are scaled down."""
+    value = pl.col(column).cast(pl.Int64, strict=False)
+    return pl.when(value >= _MICROSECONDS_FROM).then(value // 1000).otherwise(value)
+
+
+def _binance(bronze: pl.DataFrame) -> pl.DataFrame:
+    """Spot klines; a candle whose close_time is not before fetched_at was still forming."""
+    closed = _binance_ms("close_time") < pl.col(FETCHED_AT).dt.epoch("ms")
+    return bronze.filter(closed.fill_null(True)).select(
+        *_provenance(),
+        epoch_ms(_binance_ms("open_time")).alias("ts"),
+        *(to_float(c) for c in ("open", "high", "low", "close", "volume", "quote_volume")),
+        pl.col("trades").cast(pl.Int64, strict=False),
+        FETCHED_AT,
+    )
+
+
+def _okx(bronze: pl.DataFrame) -> pl.DataFrame:
+    """history-candles; `confirm == "0"` marks the in-progress candle. Spot `vol` is base units."""
+    return bronze.filter(pl.col("confirm").ne_missing("0")).select(
+        *_provenance(),
+        epoch_ms("ts").alias("ts"),
+        to_float("o").alias("open"),
+        to_float("h").alias("high"),
+        to_float("l").alias("low"),
+        to_float("c").alias("close"),
+        to_float("vol").alias("volume"),
+        to_float("volCcyQuote").alias("quote_volume"),
+        pl.lit(None, pl.Int64).alias("trades"),
+        FETCHED_AT,
+    )
+
+
+def _coinbase(bronze: pl.DataFrame) -> pl.DataFrame:
+    """Exchange candles: `time` in seconds, no closed flag, no quote volume, no trade count.
+
+    A candle is closed once its end (open + interval) is not after `fetched_at`.
+    """
+    ts = pl.col("time").cast(pl.Int64, strict=False) * 1000
+    length = pl.col("interval").replace_strict(
+        {i.value: i.ms for i in Interval}, default=None, return_dtype=pl.Int64
+    )
+    forming = (ts + length) > pl.col(FETCHED_AT).dt.epoch("ms")
+    return bronze.filter(~forming.fill_null(False)).select(
+        *_provenance(),
+        epoch_ms(ts).alias("ts"),
+        *(to_float(c) for c in ("open", "high", "low", "close", "volume")),
+        pl.lit(None, pl.Float64).alias("quote_volume"),
+        pl.lit(None, pl.Int64).alias("trades"),
+        FETCHED_AT,
+    )
+
+
+_NORMALIZERS = {Exchange.BINANCE: _binance, Exchange.OKX: _okx, Exchange.COINBASE: _coinbase}
+
+
+def normalize_ohlcv(bronze: pl.DataFrame) -> pl.DataFrame:
+    """Bronze candles → silver OHLCV columns plus `fetched_at`, closed candles only.
+
+    Dispatches on the `exchange` column (a frame may hold several exchanges only if it carries
+    each one's raw columns). Numbers that do not parse become null and are quarantined later;
+    nothing is invented: Coinbase has null `quote_volume` and `trades`, OKX null `trades`.
+    """
+    schema = working_schema("ohlcv")
+    if bronze.is_empty():
+        return pl.DataFrame(schema=schema)
+    parts = []
+    for (name,), rows in bronze.partition_by("exchange", as_dict=True).items():
+        try:
+            normalizer = _NORMALIZERS[Exchange(str(name).lower())]
+        except ValueError:
+            raise ValueError(f"unknown exchange {name!r} in bronze ohlcv") from None
+        parts.append(conform(normalizer(rows), schema))
+    return pl.concat(parts)
+
+
+def resample_ohlcv(df: pl.DataFrame, target: Interval = Interval.H4) -> pl.DataFrame:
+    """Silver candles of one finer interval → `target` candles, complete buckets only.
+
+    A bucket (epoch-aligned, so UTC-day aligned for divisors of a day) is built only when all
+    of its source candles exist: first open, max high, min low, last close, summed volume.
+    `quote_volume` and `trades` are summed only when every source value is present, otherwise
+    null (a partial sum would understate). A `fetched_at` column, if present, keeps its max.
+    """
+    out_schema = pl.Schema(
+        {**OHLCV_SCHEMA, **({FETCHED_AT: UTC_MS} if FETCHED_AT in df.columns else {})}
+    )
+    if df.is_empty():
+        return pl.DataFrame(schema=out_schema)
+    sources = df.get_column("interval").unique().to_list()
+    if len(sources) != 1:
+        raise ValueError(f"resample needs one source interval, got {sorted(map(str, sources))}")
+    source = Interval(sources[0])
+    if target.ms <= source.ms or target.ms % source.ms:
+        raise ValueError(f"cannot resample {source} candles to {target}")
+    per_bucket = target.ms // source.ms
+    bucket = pl.col("ts").dt.epoch("ms") // target.ms * target.ms
+    keys = ["exchange", "symbol", "bucket"]
+
+    def strict_sum(name: str) -> pl.Expr:
+        col = pl.col(name)
+        return pl.when(col.null_count() == 0).then(col.sum()).otherwise(None).alias(name)
+
+    aggregated = (
+        df.sort("ts")
+        .with_columns(bucket.alias("bucket"))
+        .group_by(keys)
+        .agg(
+            pl.col("ts").n_unique().alias("_n"),
+            pl.len().alias("_rows"),
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+            strict_sum("quote_volume"),
+            strict_sum("trades"),
+            *([pl.col(FETCHED_AT).max()] if FETCHED_AT in df.columns else []),
+        )
+        .filter((pl.col("_n") == per_bucket) & (pl.col("_rows") == per_bucket))
+        .with_columns(
+            pl.lit(target.value).alias("interval"),
+            pl.col("bucket").cast(UTC_MS).alias("ts"),
+        )
+    )
+    return conform(aggregated, out_schema).sort("exchange", "symbol", "ts")
