@@ -1,0 +1,359 @@
+"""The fake Hub's HTTP surface: the calls `huggingface_hub` and `datasets` make to publish and load.
+
+Every upload is answered with the `regular` mode, so files arrive inline (base64) in the commit
+NDJSON and neither LFS nor Xet is involved.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import yaml
+from aiohttp import web
+
+from clients.fake_hub.state import (
+    INITIAL_GITATTRIBUTES,
+    Commit,
+    MissingEntryError,
+    Repo,
+    StaleParentError,
+)
+
+if TYPE_CHECKING:
+    from clients.fake_hub.hub import FakeHub
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REPO = "/{ns}/{name}"
+HUB_KEY: web.AppKey[FakeHub] = web.AppKey("hub")
+
+
+def build_app(hub: FakeHub) -> web.Application:
+    app = web.Application(middlewares=[_record, _authenticate], client_max_size=1 << 31)
+    app[HUB_KEY] = hub
+    api = "/api/datasets" + REPO
+    app.router.add_get("/api/whoami-v2", whoami)
+    app.router.add_post("/api/repos/create", create_repo)
+    app.router.add_post("/api/validate-yaml", validate_yaml)
+    app.router.add_get(api, repo_info)
+    app.router.add_get(api + "/revision/{rev}", repo_info)
+    app.router.add_post(api + "/preupload/{rev}", preupload)
+    app.router.add_post(api + "/commit/{rev}", commit)
+    app.router.add_get(api + "/tree/{rev}", tree)
+    app.router.add_get(api + "/tree/{rev}/{path:.+}", tree)
+    app.router.add_post(api + "/paths-info/{rev}", paths_info)
+    app.router.add_get(api + "/commits/{rev}", commits)
+    app.router.add_get("/datasets" + REPO + "/resolve/{rev}/{path:.+}", resolve)
+    return app
+
+
+def error(status: int, message: str, code: str | None = None, **extra: Any) -> web.Response:
+    headers = {"X-Error-Message": " ".join(message.split())}
+    if code:
+        headers["X-Error-Code"] = code
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+@web.middleware
+async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    authorized = "Authorization" in request.headers
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        hub._log(request.method, request.raw_path, exc.status, authorized)
+        raise
+    except Exception as exc:  # a fake-Hub bug: answer 500 naming it, never drop the connection
+        response = error(500, f"fake Hub error in {request.method} {request.path}: {exc!r}")
+    hub._log(request.method, request.raw_path, response.status, authorized)
+    return response
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    header = request.headers.get("Authorization")
+    if hub.token is not None and header is not None and header != f"Bearer {hub.token}":
+        return error(401, "Invalid credentials in Authorization header")
+    writes = request.method == "POST" and request.path != "/api/validate-yaml"
+    if hub.token is not None and header is None and writes:
+        return error(401, "You must be authenticated to write to the Hub")
+    return await handler(request)
+
+
+def _hub(request: web.Request) -> FakeHub:
+    return request.app[HUB_KEY]
+
+
+def _repo(request: web.Request) -> Repo | web.Response:
+    repo_id = f"{request.match_info['ns']}/{request.match_info['name']}"
+    repo = _hub(request)._repos.get(repo_id)
+    authorized = "Authorization" in request.headers
+    if repo is None or (repo.private and not authorized):
+        return error(404, f"Repository {repo_id} not found", "RepoNotFound")
+    return repo
+
+
+def _revision(request: web.Request, repo: Repo) -> Commit | web.Response:
+    try:
+        return repo.resolve(unquote(request.match_info.get("rev", "main")))
+    except MissingEntryError as exc:
+        return error(404, str(exc), "RevisionNotFound")
+
+
+async def whoami(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    if "Authorization" not in request.headers:
+        return error(401, "Invalid user token")
+    return web.json_response({"type": "user", "name": hub.user, "orgs": [], "auth": {}})
+
+
+async def create_repo(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    body = await request.json()
+    namespace = body.get("organization") or hub.user
+    repo_id = f"{namespace}/{body['name']}"
+    url = f"{hub.url}/datasets/{repo_id}"
+    if body.get("type") != "dataset":
+        return error(400, f"the fake Hub only serves dataset repos, not {body.get('type')!r}")
+    with hub._lock:
+        if repo_id in hub._repos:
+            return error(409, "You already created this dataset repo", url=url)
+        private = body.get("visibility") == "private" or bool(body.get("private"))
+        repo = Repo(repo_id=repo_id, private=private)
+        repo.commit(
+            title="initial commit",
+            parent=None,
+            added={".gitattributes": INITIAL_GITATTRIBUTES},
+            deleted_files=[],
+            deleted_folders=[],
+        )
+        hub._repos[repo_id] = repo
+    return web.json_response({"url": url, "name": repo_id})
+
+
+async def validate_yaml(request: web.Request) -> web.Response:
+    body = await request.json()
+    content: str = body.get("content", "")
+    if content.startswith("---"):
+        front = content.split("---", 2)[1] if content.count("---") >= 2 else ""
+        try:
+            meta = yaml.safe_load(front) or {}
+        except yaml.YAMLError as exc:
+            return error(400, f"Invalid YAML in README.md: {exc}")
+        if not isinstance(meta, dict):
+            return error(400, "README.md metadata must be a mapping")
+        for config in meta.get("configs", []) or []:
+            if "config_name" not in config:
+                return error(400, '"configs" entries need a "config_name"')
+    return web.json_response({"errors": [], "warnings": []})
+
+
+async def repo_info(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    with hub._lock:
+        head = _revision(request, repo)
+        if isinstance(head, web.Response):
+            return head
+        return web.json_response(
+            {
+                "id": repo.repo_id,
+                "author": repo.repo_id.split("/")[0],
+                "sha": head.oid,
+                "private": repo.private,
+                "gated": False,
+                "disabled": False,
+                "lastModified": _iso(head.date),
+                "tags": [],
+                "siblings": [{"rfilename": p} for p in sorted(head.files)],
+            }
+        )
+
+
+async def preupload(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    body = await request.json()
+    with hub._lock:
+        head = _revision(request, repo)
+        if isinstance(head, web.Response):
+            return head
+        files = [
+            {
+                "path": f["path"],
+                "uploadMode": "regular",
+                "shouldIgnore": False,
+                "oid": head.files.get(f["path"]),
+            }
+            for f in body["files"]
+        ]
+    return web.json_response({"files": files})
+
+
+async def commit(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    if request.query.get("create_pr"):
+        return error(400, "the fake Hub does not support pull requests")
+    lines = [json.loads(line) for line in (await request.read()).splitlines() if line.strip()]
+    if not lines or lines[0].get("key") != "header":
+        return error(400, "commit payload must start with a header line")
+    header = lines[0]["value"]
+    added: dict[str, bytes] = {}
+    deleted_files: list[str] = []
+    deleted_folders: list[str] = []
+    for line in lines[1:]:
+        key, value = line["key"], line["value"]
+        if key == "file":
+            added[value["path"]] = base64.b64decode(value["content"])
+        elif key == "deletedFile":
+            deleted_files.append(value["path"])
+        elif key == "deletedFolder":
+            deleted_folders.append(value["path"])
+        else:
+            return error(400, f"the fake Hub does not accept {key!r} commit lines")
+    fault = hub._next_fault()
+    if fault == "429-before":
+        return error(429, "You have exceeded our hourly quotas for action: commit")
+    if fault == "412":
+        return error(412, "A commit has happened since. Please refresh and try again.")
+    if fault == "foreign-commit":
+        hub.commit_as_other(repo.repo_id)
+    with hub._lock:
+        if unquote(request.match_info["rev"]) != "main":
+            return error(400, "the fake Hub only commits to main")
+        try:
+            landed = repo.commit(
+                title=header.get("summary", ""),
+                description=header.get("description", ""),
+                parent=header.get("parentCommit"),
+                added=added,
+                deleted_files=deleted_files,
+                deleted_folders=deleted_folders,
+            )
+        except StaleParentError as exc:
+            return error(412, str(exc))
+        except MissingEntryError as exc:
+            return error(404, str(exc), "EntryNotFound")
+    if fault == "429-after":
+        return error(429, "You have exceeded our hourly quotas for action: commit")
+    if fault == "500-after":
+        return error(500, "Internal Error - We're working hard to fix this as soon as possible!")
+    url = f"{hub.url}/datasets/{repo.repo_id}/commit/{landed.oid}"
+    return web.json_response({"commitOid": landed.oid, "commitUrl": url, "success": True})
+
+
+async def tree(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    recursive = request.query.get("recursive", "false").lower() == "true"
+    folder = unquote(request.match_info.get("path", ""))
+    with hub._lock:
+        head = _revision(request, repo)
+        if isinstance(head, web.Response):
+            return head
+        try:
+            entries = repo.entries(head, folder, recursive=recursive)
+        except MissingEntryError as exc:
+            return error(404, str(exc), "EntryNotFound")
+    offset = int(request.query.get("cursor", "0"))
+    page = entries[offset : offset + hub.page_size]
+    headers = {}
+    if offset + hub.page_size < len(entries):
+        next_url = request.url.update_query(cursor=str(offset + hub.page_size))
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return web.json_response(page, headers=headers)
+
+
+async def paths_info(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    form = await request.post()
+    paths = [str(p) for p in form.getall("paths", [])]
+    with hub._lock:
+        head = _revision(request, repo)
+        if isinstance(head, web.Response):
+            return head
+        found = [repo.path_info(head, p) for p in paths]
+    return web.json_response([entry for entry in found if entry is not None])
+
+
+async def commits(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    with hub._lock:
+        head = _revision(request, repo)
+        if isinstance(head, web.Response):
+            return head
+        chain = repo.history[: repo.history.index(head) + 1]
+        listed = [
+            {
+                "id": c.oid,
+                "title": c.title,
+                "message": c.description,
+                "authors": [{"user": hub.user}],
+                "date": _iso(c.date),
+            }
+            for c in reversed(chain)
+        ]
+    return web.json_response(listed)
+
+
+async def resolve(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    path = unquote(request.match_info["path"])
+    with hub._lock:
+        head = _revision(request, repo)
+        if isinstance(head, web.Response):
+            return head
+        try:
+            content = repo.content(head, path)
+        except MissingEntryError as exc:
+            return error(404, str(exc), "EntryNotFound")
+        oid = head.files[path]
+    headers = {
+        "ETag": f'"{oid}"',
+        "X-Repo-Commit": head.oid,
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+    }
+    span = _byte_range(request.headers.get("Range"), len(content))
+    if span is None:
+        return web.Response(body=content, headers=headers)
+    start, end = span
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(content)}"
+    return web.Response(body=content[start:end], status=206, headers=headers)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """[start, end) of a single `bytes=` range, clamped to the content."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].partition("-")
+    if not first:
+        return max(0, size - int(last)), size
+    return int(first), min(size, int(last) + 1) if last else size
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -1,0 +1,322 @@
+"""The dataset card (`README.md`): YAML `configs:` for the Hub and `datasets`, then the docs.
+
+Deterministic: the same manifest and coverage always give the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import polars as pl
+import yaml
+
+from models.silver import SILVER_MODELS, nullable_columns
+from tasks.publish.manifest import ConfigStats, Manifest
+
+PRETTY_NAME = "Crypto market data: OHLCV, funding rates, open interest"
+TAGS = ["finance", "crypto", "cryptocurrency", "ohlcv", "time-series", "market-data"]
+DEFAULT_CONFIG = "ohlcv_1d"
+MAX_GAPS_LISTED = 20
+EXCHANGE_NAMES = {"binance": "Binance", "coinbase": "Coinbase Exchange", "okx": "OKX"}
+EXCHANGE_TERMS = {
+    "binance": "https://www.binance.com/en/terms",
+    "coinbase": "https://www.coinbase.com/legal/user_agreement",
+    "okx": "https://www.okx.com/help/terms-of-service",
+}
+_SIZE_BOUNDS = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+]
+_PRICE = "price in quote currency"
+MEANINGS: dict[str, str] = {
+    "exchange": "exchange the row comes from (binance, coinbase, okx)",
+    "symbol": "unified symbol: BASE+QUOTE upper-case, no separator (BTCUSDT)",
+    "interval": "candle length (1m, 5m, 15m, 1h, 4h, 1d)",
+    "open": f"first trade {_PRICE}",
+    "high": f"highest {_PRICE}",
+    "low": f"lowest {_PRICE}",
+    "close": f"last trade {_PRICE}",
+    "volume": "traded volume in base units",
+    "quote_volume": "traded volume in quote units",
+    "trades": "number of trades",
+    "vwap": "volume-weighted average price across exchanges (quote_volume / volume)",
+    "n_exchanges": "number of exchanges in the aggregate",
+    "exchanges": "the exchanges in the aggregate",
+    "funding_rate": "funding rate for the period (0.0001 = 0.01 %); longs pay shorts when positive",
+    "mark_price": "mark price at funding time",
+    "interval_hours": "hours covered by this funding (the exchange's funding interval)",
+    "apr": "funding_rate annualised over its interval",
+    "open_interest": "open interest in base units",
+    "open_interest_value": "open interest in quote currency",
+    "native_symbol": "the exchange's own instrument id (BTCUSDT, BTC-USDT, BTC-USDT-SWAP)",
+    "base": "base asset",
+    "quote": "quote asset",
+    "kind": "spot or perp (perpetual swap)",
+    "status": "listing status reported by the exchange",
+}
+TS_MEANINGS = {
+    "ohlcv": "candle open time, UTC; only closed candles are published",
+    "ohlcv_aggregated": "candle open time, UTC",
+    "funding": "funding time, UTC",
+    "open_interest": "sample time, UTC",
+}
+DATASET_TITLES = {
+    "ohlcv": "Candles per exchange",
+    "ohlcv_aggregated": "Candles aggregated across exchanges",
+    "funding": "Perpetual funding rates",
+    "open_interest": "Perpetual open interest",
+    "instruments": "Instruments",
+}
+
+
+def render_card(
+    manifest: Manifest, *, repo_id: str | None, coverage: pl.DataFrame | None = None
+) -> str:
+    """The full `README.md`: front matter, description, schemas, coverage, licence, how to load."""
+    configs = list(manifest.configs)
+    sections = [
+        _front_matter(configs, manifest.total_rows),
+        _overview(configs, manifest),
+        _schemas(configs),
+        _coverage(coverage) if coverage is not None else "",
+        _licence(configs),
+        _loading(configs, repo_id),
+    ]
+    return "\n".join(s for s in sections if s).rstrip("\n") + "\n"
+
+
+def default_config(configs: Iterable[ConfigStats]) -> str | None:
+    names = [c.config for c in configs]
+    if DEFAULT_CONFIG in names:
+        return DEFAULT_CONFIG
+    return next((n for n in names if n.startswith("ohlcv_")), names[0] if names else None)
+
+
+def size_category(rows: int) -> str:
+    return next((label for bound, label in _SIZE_BOUNDS if rows < bound), "1B<n<10B")
+
+
+def _front_matter(configs: list[ConfigStats], rows: int) -> str:
+    default = default_config(configs)
+    entries = []
+    for c in configs:
+        entry: dict[str, object] = {
+            "config_name": c.config,
+            "data_files": [{"split": "train", "path": c.glob}],
+        }
+        if c.config == default:
+            entry["default"] = True
+        entries.append(entry)
+    meta = {
+        "license": "other",
+        "license_name": "exchange-terms",
+        "pretty_name": PRETTY_NAME,
+        "tags": TAGS,
+        "task_categories": ["time-series-forecasting"],
+        "size_categories": [size_category(rows)],
+        "configs": entries,
+    }
+    body = yaml.safe_dump(meta, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return f"---\n{body}---\n"
+
+
+def _overview(configs: list[ConfigStats], manifest: Manifest) -> str:
+    exchanges = sorted({e for c in configs for e in c.exchanges})
+    labels = [EXCHANGE_NAMES.get(e, e) for e in exchanges]
+    names = " and ".join([", ".join(labels[:-1]), labels[-1]] if len(labels) > 1 else labels)
+    lines = [
+        f"# {PRETTY_NAME}",
+        "",
+        f"Market data from the public APIs of {names or 'the exchanges'}, cleaned and published",
+        "by crypto-pipeline: candles per exchange and aggregated across exchanges, perpetual",
+        "funding rates, open interest and instrument metadata. Timestamps are UTC with",
+        "millisecond precision; prices are in the quote currency and volumes in base units.",
+        "Every file carries its exchange, symbol and interval as columns, rows are sorted by",
+        "(symbol, exchange, ts), and files are monthly for intervals under one hour, yearly",
+        "otherwise.",
+        "",
+        f"{manifest.total_rows:,} rows in {sum(c.files for c in configs):,} Parquet files "
+        f"({_size(sum(c.size for c in configs))}).",
+        "",
+        "| config | rows | files | size | first | last | exchanges | symbols |",
+        "|---|---:|---:|---:|---|---|---|---|",
+    ]
+    for c in configs:
+        lines.append(
+            f"| `{c.config}` | {c.rows:,} | {c.files} | {_size(c.size)} | {_when(c.ts_min)} "
+            f"| {_when(c.ts_max)} | {', '.join(c.exchanges)} | {', '.join(c.symbols)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _schemas(configs: list[ConfigStats]) -> str:
+    lines = ["## Schema", ""]
+    by_dataset: dict[str, list[ConfigStats]] = {}
+    for c in configs:
+        by_dataset.setdefault(c.dataset, []).append(c)
+    for dataset, members in by_dataset.items():
+        nullable = nullable_columns(SILVER_MODELS[dataset])
+        names = ", ".join(f"`{m.config}`" for m in members)
+        lines += [f"### {DATASET_TITLES.get(dataset, dataset)} ({names})", ""]
+        lines += ["| column | type | nullable | meaning |", "|---|---|---|---|"]
+        for column, type_name in members[0].columns:
+            meaning = TS_MEANINGS.get(dataset, "") if column == "ts" else MEANINGS.get(column, "")
+            null = "yes" if column in nullable else "no"
+            lines.append(f"| `{column}` | {type_name} | {null} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _coverage(coverage: pl.DataFrame) -> str:
+    frame = coverage
+    if "silver" in frame["layer"].unique().to_list():
+        frame = frame.filter(pl.col("layer") == "silver")
+    if frame.is_empty():
+        return ""
+    frame = frame.with_columns(
+        pl.when(pl.col("interval").is_null())
+        .then(pl.col("dataset"))
+        .otherwise(pl.concat_str("dataset", pl.lit("_"), "interval"))
+        .alias("config")
+    )
+    summary = (
+        frame.group_by("config", "exchange")
+        .agg(
+            pl.col("day").min().alias("first"),
+            pl.col("day").max().alias("last"),
+            pl.col("day").n_unique().alias("days"),
+            pl.col("symbol").n_unique().alias("symbols"),
+            pl.col("rows_present").sum(),
+            pl.col("rows_expected").sum(),
+            pl.col("gaps").list.len().sum().alias("gap_count"),
+            pl.col("quarantined").sum(),
+        )
+        .sort("config", "exchange")
+    )
+    lines = [
+        "## Coverage",
+        "",
+        "Rows present against the rows expected on each interval's grid, per config and exchange.",
+        "Gaps are missing ranges in the exchange's own answer (maintenance, late listings).",
+        "",
+        "| config | exchange | days | first | last | symbols | rows | expected | complete "
+        "| gaps | quarantined |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in summary.iter_rows(named=True):
+        expected = r["rows_expected"]
+        share = f"{100 * r['rows_present'] / expected:.2f} %" if expected else "n/a"
+        lines.append(
+            f"| `{r['config']}` | {r['exchange']} | {r['days']} | {r['first']} | {r['last']} "
+            f"| {r['symbols']} | {r['rows_present']:,} | {expected or 0:,} | {share} "
+            f"| {r['gap_count']} | {r['quarantined'] or 0:,} |"
+        )
+    gaps = _largest_gaps(frame)
+    if gaps.height:
+        lines += ["", f"Largest gaps (up to {MAX_GAPS_LISTED}):", ""]
+        lines += ["| config | exchange | symbol | from | to |", "|---|---|---|---|---|"]
+        for g in gaps.iter_rows(named=True):
+            lines.append(
+                f"| `{g['config']}` | {g['exchange']} | {g['symbol']} "
+                f"| {_when(g['start'])} | {_when(g['end'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _largest_gaps(frame: pl.DataFrame) -> pl.DataFrame:
+    return (
+        frame.select("config", "exchange", "symbol", "gaps")
+        .explode("gaps")
+        .drop_nulls("gaps")
+        .unnest("gaps")
+        .with_columns((pl.col("end") - pl.col("start")).alias("length"))
+        .sort(
+            ["length", "config", "exchange", "symbol", "start"],
+            descending=[True, False, False, False, False],
+        )
+        .head(MAX_GAPS_LISTED)
+    )
+
+
+def _licence(configs: list[ConfigStats]) -> str:
+    exchanges = sorted({e for c in configs for e in c.exchanges})
+    lines = [
+        "## Licence and sources",
+        "",
+        "The rows are derived from the public market-data endpoints of each exchange. The data",
+        "itself remains subject to each exchange's terms of use; check them before redistributing",
+        "it or using it commercially. The pipeline code is Apache-2.0.",
+        "",
+    ]
+    lines += [
+        f"- {EXCHANGE_NAMES.get(e, e)}: {EXCHANGE_TERMS[e]}"
+        for e in exchanges
+        if e in EXCHANGE_TERMS
+    ]
+    lines += [
+        "",
+        "Data is provided as is, without warranty: exchanges publish gaps, late listings and",
+        "occasional revisions, and the coverage section lists the known gaps.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _loading(configs: list[ConfigStats], repo_id: str | None) -> str:
+    config = default_config(configs) or "ohlcv_1d"
+    glob = f"data/{config}/*.parquet"
+    source = f'"{repo_id}"' if repo_id else '"path/to/this/folder"'
+    files = f"hf://datasets/{repo_id}/{glob}" if repo_id else glob
+    return "\n".join(
+        [
+            "## How to load",
+            "",
+            "With `datasets` (one config at a time):",
+            "",
+            "```python",
+            "from datasets import load_dataset",
+            "",
+            f'ds = load_dataset({source}, "{config}", split="train")',
+            "```",
+            "",
+            "With polars:",
+            "",
+            "```python",
+            "import polars as pl",
+            "",
+            f'candles = pl.scan_parquet("{files}").filter(pl.col("symbol") == "BTCUSDT").collect()',
+            "```",
+            "",
+            "With DuckDB:",
+            "",
+            "```sql",
+            "SELECT exchange, date_trunc('month', ts) AS month, avg(close) AS avg_close",
+            f"FROM '{files}'",
+            "WHERE symbol = 'BTCUSDT'",
+            "GROUP BY ALL ORDER BY ALL;",
+            "```",
+            "",
+        ]
+    )
+
+
+def _when(moment: datetime | object | None) -> str:
+    if moment is None:
+        return "–"
+    if isinstance(moment, datetime):
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return str(moment)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
