@@ -15,8 +15,8 @@ from rich.console import Console
 from models.dates import parse_date, utc_today
 from models.errors import InputError
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:

@@ -68,7 +68,7 @@ def _status_key(spec: PartitionSpec) -> tuple[str, str, str | None, date]:
 
 def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> list[PartitionSpec]:
     """Partitions still to do for `layer`: every one if forced, else those not complete."""
-    specs = list(request.partitions())
+    specs = list(request.partitions(derived=layer is not Layer.BRONZE))
     if request.force:
         return specs
     status = coverage_status(warehouse, layer, request)

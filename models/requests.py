@@ -89,8 +89,12 @@ class RunRequest(BaseModel):
         """Spot symbols for candles, perpetual symbols for funding and open interest."""
         return self.symbols if dataset is Dataset.OHLCV else self.perp_symbols
 
-    def partitions(self) -> Iterator[PartitionSpec]:
-        """Every daily partition this request covers, skipping what an exchange lacks."""
+    def partitions(self, *, derived: bool = False) -> Iterator[PartitionSpec]:
+        """Every daily partition this request covers, skipping what an exchange lacks.
+
+        With `derived`, also the candle intervals an exchange lacks but silver resamples
+        (Coinbase 4h from 1h).
+        """
         for day in self.days.days():
             for exchange in self.exchanges:
                 offered = EXCHANGE_DATASETS[exchange]
@@ -99,7 +103,7 @@ class RunRequest(BaseModel):
                         continue
                     if dataset is Dataset.OHLCV:
                         for interval in self.intervals:
-                            if interval in NATIVE_INTERVALS[exchange]:
+                            if derived or interval in NATIVE_INTERVALS[exchange]:
                                 yield PartitionSpec(
                                     exchange=exchange, dataset=dataset, interval=interval, day=day
                                 )
