@@ -1,0 +1,471 @@
+"""Shared machinery of the exchange clients: session, rate limits, retries, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, ClassVar, Self, TypeVar
+
+import aiohttp
+import orjson
+import polars as pl
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+
+from clients.frames import DecodeError, Provenance, empty_frame
+from clients.pagination import PaginationError, Paginator, Params
+from clients.protocol import (
+    BadRequest,
+    ExchangeError,
+    ExchangeUnavailable,
+    Instrument,
+    RateLimited,
+    RequestStats,
+    UnknownSymbol,
+)
+from clients.ratelimit import Limiter, LimitSpec, shared_limiter
+from models.enums import Dataset, Exchange, Interval, MarketKind
+from models.errors import InputError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a client tries before giving up on a request."""
+
+    attempts: int = 8
+    base_delay: float = 0.25  # first backoff; doubles per retry, with jitter
+    max_delay: float = 20.0
+    timeout: float = 30.0  # whole request, seconds
+    rate_limit_pause: float = 2.0  # pause after a 429 without Retry-After
+
+
+class Retryable(Exception):
+    """An attempt failed in a way another attempt may fix."""
+
+    def __init__(self, error: ExchangeError, *, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Request:
+    """One GET to an exchange, with what the error messages need."""
+
+    host: str  # key into the client's base URLs
+    path: str
+    params: Mapping[str, str | int]
+    symbol: str | None = None
+    cost: float = 1.0  # weight charged to the host's main limiter
+
+
+def to_ms(moment: datetime, name: str) -> int:
+    """Epoch milliseconds of an aware datetime; naive datetimes are refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InputError(f"{name} must be an aware UTC datetime, got naive {moment.isoformat()}")
+    return int(moment.timestamp() * 1000)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds of a `Retry-After` header, if any."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class BaseClient:
+    """Session, shared limiters, tenacity retries and stats; exchanges add endpoints."""
+
+    exchange: Exchange
+    hosts: ClassVar[Mapping[str, str]]  # host key -> live base URL
+    supported_intervals: ClassVar[frozenset[Interval]] = frozenset(Interval)
+
+    def __init__(
+        self,
+        *,
+        base_urls: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        rate_limits: bool = True,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 8,
+        rate_limit_scale: float = 1.0,
+    ) -> None:
+        self.base_urls = dict(base_urls or self.hosts)
+        self.rate_limits = rate_limits
+        self.rate_limit_scale = rate_limit_scale
+        self.retry = retry or RetryPolicy()
+        self.stats = RequestStats()
+        self._session = session
+        self._owns_session = session is None
+        self._max_concurrency = max_concurrency
+        self._timeout = aiohttp.ClientTimeout(total=self.retry.timeout)
+        self._instruments: dict[MarketKind, dict[str, Instrument]] = {}
+        self._instrument_frames: dict[MarketKind, pl.DataFrame] = {}
+        self._instrument_locks: dict[MarketKind, asyncio.Lock] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=32)
+            )
+            self._owns_session = True
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owns_session and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- rate limits -----------------------------------------------------------------------
+
+    def limit_specs(self, request: Request) -> Sequence[tuple[str, LimitSpec, float]]:
+        """The (bucket, spec, cost) pairs a request is charged to; exchanges override."""
+        return ()
+
+    def limiters(self, request: Request) -> list[tuple[Limiter, float]]:
+        base = self.base_urls[request.host]
+        scale = self.rate_limit_scale
+        key_scale = "" if scale == 1.0 else f"x{scale}"
+        return [
+            (
+                shared_limiter(
+                    (self.exchange.value, bucket, base + key_scale),
+                    spec.scaled(scale) if self.rate_limits else None,
+                ),
+                cost,
+            )
+            for bucket, spec, cost in self.limit_specs(request)
+        ]
+
+    @property
+    def gate(self) -> Limiter:
+        """The exchange-wide gate every request passes: a 429 closes it for all of them."""
+        hosts = ",".join(sorted(set(self.base_urls.values())))
+        return shared_limiter((self.exchange.value, "gate", hosts), None)
+
+    def observe_headers(
+        self, request: Request, headers: Mapping[str, str], limiters: list[tuple[Limiter, float]]
+    ) -> None:
+        """Align limiters with usage headers the exchange sends (Binance)."""
+
+    # -- requests --------------------------------------------------------------------------
+
+    def classify(
+        self, request: Request, status: int, headers: Mapping[str, str], body: bytes
+    ) -> Any:
+        """Decode a response or raise: `Retryable` for transient failures, else ExchangeError."""
+        raise NotImplementedError
+
+    def error(
+        self,
+        cls: type[ExchangeError],
+        message: str,
+        request: Request,
+        *,
+        status: int | None = None,
+        code: str | int | None = None,
+    ) -> ExchangeError:
+        return cls(
+            message,
+            exchange=self.exchange,
+            endpoint=request.path,
+            symbol=request.symbol,
+            status=status,
+            code=code,
+        )
+
+    def decode_json(self, request: Request, status: int, body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            shown = body[:120].decode("utf-8", "replace")
+            raise Retryable(
+                self.error(
+                    ExchangeUnavailable,
+                    f"undecodable response body {shown!r}",
+                    request,
+                    status=status,
+                )
+            ) from None
+
+    async def _attempt(self, request: Request) -> Any:
+        limiters = self.limiters(request)
+        gate = self.gate
+        while True:
+            await gate.acquire(0)
+            for limiter, cost in limiters:
+                await limiter.acquire(cost)
+            if gate.clock() >= gate.paused_until:
+                break
+            # A 429 closed the gate while this request waited for its slot: book a fresh one
+            # after the pause (the old booking stays counted, which only errs on the safe side).
+        url = self.base_urls[request.host] + request.path
+        self.stats.requests += 1
+        self.stats.weight += int(request.cost)
+        self.stats.by_endpoint[request.path] = self.stats.by_endpoint.get(request.path, 0) + 1
+        try:
+            async with self.session.get(
+                url, params=dict(request.params), timeout=self._timeout
+            ) as response:
+                body = await response.read()
+                status = response.status
+                headers = response.headers
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            kind = type(exc).__name__
+            raise Retryable(
+                self.error(ExchangeUnavailable, f"request failed: {kind} {exc}", request)
+            ) from None
+        self.observe_headers(request, headers, limiters)
+        try:
+            return self.classify(request, status, headers, body)
+        except Retryable as exc:
+            if isinstance(exc.error, RateLimited):
+                self.stats.rate_limited += 1
+                # Hold every request to this exchange (in this process) until Retry-After.
+                gate.pause(exc.retry_after or self.retry.rate_limit_pause)
+            raise
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = min(self.retry.max_delay, self.retry.base_delay * 2 ** (state.attempt_number - 1))
+        jittered = backoff * random.uniform(0.5, 1.0)
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
+            return max(exc.retry_after, jittered)
+        return jittered
+
+    async def get(self, request: Request, decode: Callable[[Any], Any] | None = None) -> Any:
+        """Send `request` with retries and return `decode(payload)` (or the payload).
+
+        A page of the wrong shape (`DecodeError` from `decode`) is retried like a truncated
+        body. After the last attempt the failure becomes `RateLimited` or
+        `ExchangeUnavailable`; client errors are raised at once.
+        """
+
+        async def attempt() -> Any:
+            payload = await self._attempt(request)
+            if decode is None:
+                return payload
+            try:
+                return decode(payload)
+            except DecodeError as exc:
+                raise Retryable(
+                    self.error(ExchangeUnavailable, f"malformed page: {exc}", request)
+                ) from None
+
+        def count_retry(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("retrying (attempt %d): %s", state.attempt_number + 1, exc)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(Retryable),
+            before_sleep=count_retry,
+            reraise=True,
+        )
+        try:
+            async for try_ in retrying:
+                with try_:
+                    return await attempt()
+        except Retryable as exc:
+            error = exc.error
+            final_cls = RateLimited if isinstance(error, RateLimited) else ExchangeUnavailable
+            final = self.error(
+                final_cls,
+                f"{error.message}; gave up after {self.retry.attempts} attempts",
+                request,
+                status=error.status,
+                code=error.code,
+            )
+            if isinstance(final, RateLimited):
+                final.retry_after = exc.retry_after
+            raise final from None
+        raise AssertionError("unreachable: tenacity ends with a result or an exception")
+
+    # -- instruments -----------------------------------------------------------------------
+
+    async def fetch_instruments(self, kind: MarketKind) -> pl.DataFrame:
+        """Bronze instruments frame of one kind straight from the exchange."""
+        raise NotImplementedError
+
+    async def instruments(self, kind: MarketKind) -> pl.DataFrame:
+        """Bronze instruments frame for every listing of that kind (cached per client)."""
+        lock = self._instrument_locks.setdefault(kind, asyncio.Lock())
+        async with lock:
+            if kind not in self._instrument_frames:
+                frame = await self.fetch_instruments(kind)
+                self._instrument_frames[kind] = frame
+                self._instruments[kind] = {
+                    row["symbol"]: Instrument(
+                        exchange=self.exchange,
+                        symbol=row["symbol"],
+                        native_symbol=row["native_symbol"],
+                        base=row["base"],
+                        quote=row["quote"],
+                        kind=kind,
+                        status=row["status"],
+                    )
+                    for row in frame.iter_rows(named=True)
+                }
+            return self._instrument_frames[kind]
+
+    async def resolve(self, symbol: str, kind: MarketKind) -> Instrument:
+        """Map a unified symbol to the exchange's listing; raises `UnknownSymbol`."""
+        await self.instruments(kind)
+        found = self._instruments[kind].get(symbol.upper())
+        if found is None:
+            raise UnknownSymbol(
+                f"{symbol} is not listed on {self.exchange} ({kind})",
+                exchange=self.exchange,
+                endpoint="instruments",
+                symbol=symbol,
+            )
+        return found
+
+    # -- datasets (ExchangeClient protocol; each exchange implements them) -----------------
+
+    async def ohlcv(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        """Closed spot candles with open time in [start, end)."""
+        raise NotImplementedError
+
+    async def funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Perpetual funding events with funding time in [start, end)."""
+        raise NotImplementedError
+
+    async def open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Perpetual open-interest history at `OPEN_INTEREST_PERIOD` in [start, end)."""
+        raise NotImplementedError
+
+    async def open_interest_snapshot(self, symbol: str) -> pl.DataFrame:
+        """The current open interest of a perpetual (one row, source=snapshot)."""
+        raise NotImplementedError
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def history_depth(self, dataset: Dataset) -> timedelta | None:
+        """How far back the exchange serves `dataset` (None: its whole history)."""
+        return None
+
+    def check_interval(self, interval: Interval, endpoint: str, symbol: str) -> None:
+        if interval not in self.supported_intervals:
+            allowed = ", ".join(i.value for i in Interval if i in self.supported_intervals)
+            raise BadRequest(
+                f"interval {interval} is not served by {self.exchange} (allowed: {allowed})",
+                exchange=self.exchange,
+                endpoint=endpoint,
+                symbol=symbol,
+            )
+
+    def unsupported(self, dataset: Dataset, endpoint: str, symbol: str, why: str) -> BadRequest:
+        return BadRequest(
+            f"{self.exchange} offers no {dataset} data: {why}",
+            exchange=self.exchange,
+            endpoint=endpoint,
+            symbol=symbol,
+        )
+
+    def empty(self, dataset: Dataset) -> pl.DataFrame:
+        return empty_frame(self.exchange, dataset)
+
+    def provenance(
+        self, instrument: Instrument, interval: str | None, start: int | None, end: int | None
+    ) -> Provenance:
+        return Provenance(
+            exchange=self.exchange,
+            symbol=instrument.symbol,
+            native_symbol=instrument.native_symbol,
+            interval=interval,
+            window_start=start,
+            window_end=end,
+            fetched_at=now_ms(),
+        )
+
+    async def gather_limited(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run the calls concurrently, at most `max_concurrency` at a time; results in order."""
+        semaphore = asyncio.Semaphore(self._max_concurrency)
+
+        async def run(call: Callable[[], Awaitable[T]]) -> T:
+            async with semaphore:
+                return await call()
+
+        return list(await asyncio.gather(*(run(c) for c in calls)))
+
+    async def paginate(
+        self,
+        pager: Paginator,
+        fetch_page: Callable[[Params], Awaitable[pl.DataFrame]],
+        ts_column: str,
+        *,
+        endpoint: str,
+        symbol: str,
+    ) -> list[pl.DataFrame]:
+        """`run_cursor`, with a broken page order reported as the exchange's failure."""
+        try:
+            return await run_cursor(pager, fetch_page, ts_column)
+        except PaginationError as exc:
+            raise ExchangeUnavailable(
+                f"inconsistent pages: {exc}",
+                exchange=self.exchange,
+                endpoint=endpoint,
+                symbol=symbol,
+            ) from None
+
+    def count_rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+        self.stats.rows += frame.height
+        return frame
+
+
+async def run_cursor(
+    pager: Paginator,
+    fetch_page: Callable[[Params], Awaitable[pl.DataFrame]],
+    ts_column: str,
+) -> list[pl.DataFrame]:
+    """Drive one paginator to its end; the pages in the order received.
+
+    A page that breaks the cursor's invariants (`PaginationError`) is reported as
+    `ExchangeUnavailable` by `fetch_page`'s client, see `BaseClient.paginate`.
+    """
+    pages: list[pl.DataFrame] = []
+    while not pager.done:
+        page = await fetch_page(pager.params())
+        pager.advance(page.get_column(ts_column).cast(pl.Int64).to_list())
+        pages.append(page)
+    return pages

@@ -1,0 +1,592 @@
+"""Binance spot (`/api/v3`) and USD-M futures (`/fapi/v1`, `/futures/data`) public endpoints.
+
+Behaviour follows the reference notes: klines ascending with both time bounds inclusive on the
+open time (microsecond inputs accepted); ``limit`` above the maximum is clamped; unknown
+parameters give -1104; funding-rate history ascending with inclusive bounds; open-interest
+history only for the latest 30 days (older rows are simply absent).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+import numpy as np
+from aiohttp import web
+
+from clients.sandbox import catalog, market
+from clients.sandbox.catalog import DAY_MS, HOUR_MS, PERP, SPOT, Listing
+from clients.sandbox.common import ApiError, backward, fixed, float_text, forward, json_response
+from clients.sandbox.market import MINUTE_MS, Bar
+from clients.sandbox.state import STATE, SandboxState
+
+FAR_MS = 2**62
+_NUMBER = re.compile(r"^[0-9]{1,20}$")
+_SYMBOL = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
+_TIMEZONE = re.compile(r"^([+-]?)(\d{1,2})(?::(\d{2}))?$")
+OI_HISTORY_MS = 30 * DAY_MS
+
+BINANCE_BARS: dict[str, Bar] = {
+    "1m": Bar(MINUTE_MS),
+    "3m": Bar(3 * MINUTE_MS),
+    "5m": Bar(5 * MINUTE_MS),
+    "15m": Bar(15 * MINUTE_MS),
+    "30m": Bar(30 * MINUTE_MS),
+    "1h": Bar(HOUR_MS),
+    "2h": Bar(2 * HOUR_MS),
+    "4h": Bar(4 * HOUR_MS),
+    "6h": Bar(6 * HOUR_MS),
+    "8h": Bar(8 * HOUR_MS),
+    "12h": Bar(12 * HOUR_MS),
+    "1d": Bar(DAY_MS),
+    "3d": Bar(3 * DAY_MS),
+    "1w": Bar(7 * DAY_MS, 4 * DAY_MS),  # weeks open Monday 00:00 UTC
+    "1M": Bar(31 * DAY_MS, 0, months=1),
+}
+OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+SPOT_WEIGHT_LIMIT = 6000
+FUTURES_WEIGHT_LIMIT = 2400
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error(code: int, msg: str, status: int = 400) -> ApiError:
+    return ApiError(status, {"code": code, "msg": msg})
+
+
+def missing(name: str) -> ApiError:
+    return error(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+def illegal(name: str, legal: str = "^[0-9]{1,20}$") -> ApiError:
+    return error(
+        -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'."
+    )
+
+
+def invalid(name: str) -> ApiError:
+    return error(-1130, f"Data sent for parameter '{name}' is not valid.")
+
+
+UNAVAILABLE = error(
+    -1001, "Internal error; unable to process your request. Please try again.", status=503
+)
+
+
+def rate_limit_body(limit: int) -> dict[str, object]:
+    return {
+        "code": -1003,
+        "msg": f"Too much request weight used; current limit is {limit} request weight per "
+        "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+    }
+
+
+def ban_body(until_ms: int) -> dict[str, object]:
+    return {
+        "code": -1003,
+        "msg": f"Way too much request weight used; IP banned until {until_ms}. Please use "
+        "WebSocket Streams for live updates to avoid bans.",
+    }
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def check_params(query: Mapping[str, str], allowed: set[str]) -> None:
+    sent = len(query)
+    read = sum(1 for name in query if name in allowed)
+    if read != sent:
+        raise error(
+            -1104,
+            f"Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'.",
+        )
+
+
+def required(query: Mapping[str, str], name: str) -> str:
+    value = query.get(name, "")
+    if not value:
+        raise missing(name)
+    return value
+
+
+def integer(query: Mapping[str, str], name: str) -> int | None:
+    value = query.get(name)
+    if value is None or value == "":
+        return None
+    if not _NUMBER.match(value):
+        raise illegal(name)
+    return int(value)
+
+
+def timestamp(query: Mapping[str, str], name: str) -> int | None:
+    value = integer(query, name)
+    if value is not None and value >= 10**14:  # microseconds
+        value //= 1000
+    return value
+
+
+def limit_param(query: Mapping[str, str], default: int, maximum: int) -> int:
+    value = integer(query, "limit")
+    if value is None:
+        return default
+    if value <= 0:
+        raise invalid("limit")
+    return min(value, maximum)
+
+
+def symbol_listing(state: SandboxState, kind: str, value: str) -> Listing:
+    if not _SYMBOL.match(value):
+        raise illegal("symbol", "^[A-Z0-9-_.]{1,20}$")
+    listing = catalog.by_native("binance", kind, value)
+    if listing is None:
+        raise error(-1121, "Invalid symbol.")
+    state.check_fail("binance", listing.symbol, UNAVAILABLE)
+    return listing
+
+
+def time_zone_ms(value: str | None) -> int:
+    if value is None or value in ("", "0"):
+        return 0
+    match = _TIMEZONE.match(value)
+    if not match:
+        raise invalid("timeZone")
+    sign = -1 if match.group(1) == "-" else 1
+    total = (int(match.group(2)) * 60 + int(match.group(3) or 0)) * MINUTE_MS
+    if not -12 * HOUR_MS <= sign * total <= 14 * HOUR_MS:
+        raise invalid("timeZone")
+    return sign * total
+
+
+def bar_for(interval: str, tz_ms: int) -> Bar:
+    bar = BINANCE_BARS.get(interval)
+    if bar is None:
+        raise error(-1120, "Invalid interval.")
+    if not tz_ms:
+        return bar
+    if bar.months:
+        return Bar(bar.length_ms, tz_ms, bar.months)
+    return Bar(bar.length_ms, bar.offset_ms - tz_ms)
+
+
+def futures_klines_weight(limit: int) -> int:
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+def weight(path: str, query: Mapping[str, str]) -> int:
+    """Request weight of a Binance request, as the exchange accounts it."""
+    if path == "/fapi/v1/klines":
+        raw = query.get("limit", "")
+        limit = int(raw) if _NUMBER.match(raw) else 500
+        return futures_klines_weight(min(max(limit, 1), 1500))
+    if path == "/fapi/v1/premiumIndex":
+        return 1 if query.get("symbol") else 10
+    return _WEIGHTS.get(path, 1)
+
+
+_WEIGHTS = {
+    "/api/v3/klines": 2,
+    "/api/v3/exchangeInfo": 20,
+    "/fapi/v1/exchangeInfo": 1,
+    "/fapi/v1/fundingRate": 0,
+    "/fapi/v1/fundingInfo": 0,
+    "/futures/data/openInterestHist": 0,
+}
+FUNDING_PATHS = ("/fapi/v1/fundingRate", "/fapi/v1/fundingInfo")
+
+
+def is_futures(path: str) -> bool:
+    return path.startswith(("/fapi/", "/futures/"))
+
+
+# --------------------------------------------------------------------------- klines
+
+
+def kline_rows(listing: Listing, bar: Bar, c: market.Candles, futures: bool) -> list[list[object]]:
+    td = listing.tick_decimals
+    lm, ld = listing.lot_parts
+    price_out, qty_out, quote_out = (td, ld, 4) if futures else (8, 8, 8)
+    o, h, lo, cl = (fixed(getattr(c, f), td, price_out) for f in ("open", "high", "low", "close"))
+    vol = fixed(c.volume * lm, ld, qty_out)
+    quote = fixed(c.quote_volume * lm, td + ld, quote_out)
+    taker = fixed(c.taker_base * lm, ld, qty_out)
+    taker_quote = fixed(c.taker_quote * lm, td + ld, quote_out)
+    close_times = (bar.close_times(c.ts) - 1).tolist()
+    return [
+        [t, o[i], h[i], lo[i], cl[i], vol[i], close_times[i], quote[i], n, taker[i],
+         taker_quote[i], "0"]
+        for i, (t, n) in enumerate(zip(c.ts.tolist(), c.trades.tolist(), strict=True))
+    ]  # fmt: skip
+
+
+def _klines(futures: bool) -> Callable[[web.Request], object]:
+    kind = PERP if futures else SPOT
+    maximum = 1500 if futures else 1000
+    allowed = {"symbol", "interval", "startTime", "endTime", "limit"}
+    if not futures:
+        allowed.add("timeZone")
+
+    async def handler(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        q = request.query
+        check_params(q, allowed)
+        symbol = required(q, "symbol")
+        interval = required(q, "interval")
+        start, end = timestamp(q, "startTime"), timestamp(q, "endTime")
+        limit = limit_param(q, 500, maximum)
+        listing = symbol_listing(state, kind, symbol)
+        bar = bar_for(interval, time_zone_ms(q.get("timeZone")))
+        if start is not None and end is not None and start > end:
+            raise error(-1023, "Start time is greater than end time.")
+        now = state.now_ms()
+        upper = FAR_MS if end is None else end + 1
+        if start is not None:
+            c = forward(state.seed, listing, bar, start, upper, limit, now)
+        else:
+            c = backward(state.seed, listing, bar, 0, upper, limit, now)
+        c = c.take(state.keep("binance", listing.symbol, c.ts))
+        return json_response(kline_rows(listing, bar, c, futures))
+
+    return handler
+
+
+# --------------------------------------------------------------------------- instruments
+
+
+def _filters(listing: Listing) -> list[dict[str, object]]:
+    return [
+        {"filterType": "PRICE_FILTER", "minPrice": listing.tick, "maxPrice": "1000000.00",
+         "tickSize": listing.tick},
+        {"filterType": "LOT_SIZE", "minQty": listing.lot, "maxQty": "9000000",
+         "stepSize": listing.lot},
+        {"filterType": "MIN_NOTIONAL" if listing.kind == PERP else "NOTIONAL",
+         "minNotional": "5", "notional": "5"},
+    ]  # fmt: skip
+
+
+def spot_symbol(listing: Listing) -> dict[str, object]:
+    return {
+        "symbol": listing.native,
+        "status": "TRADING",
+        "baseAsset": listing.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": listing.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": True,
+        "filters": _filters(listing),
+        "permissions": [],
+        "permissionSets": [["SPOT", "MARGIN"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
+
+
+def futures_symbol(listing: Listing) -> dict[str, object]:
+    return {
+        "symbol": listing.native,
+        "pair": listing.native,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": listing.listed_ms,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": listing.base,
+        "quoteAsset": listing.quote,
+        "marginAsset": listing.quote,
+        "pricePrecision": listing.tick_decimals,
+        "quantityPrecision": listing.lot_decimals,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "filters": _filters(listing),
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+    }
+
+
+async def spot_exchange_info(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query
+    check_params(q, {"symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"})
+    chosen = catalog.listings("binance", SPOT)
+    if q.get("symbolStatus") and (q.get("symbol") or q.get("symbols")):
+        raise error(-1128, "Combination of optional parameters invalid.")
+    if q.get("symbolStatus"):
+        status = q["symbolStatus"]
+        if status not in ("TRADING", "HALT", "BREAK"):
+            raise invalid("symbolStatus")
+        chosen = chosen if status == "TRADING" else []
+    names: list[str] = []
+    if q.get("symbol"):
+        names = [q["symbol"]]
+    elif q.get("symbols"):
+        names = _json_names(q["symbols"])
+    if names:
+        chosen = [symbol_listing(state, SPOT, name) for name in names]
+    body = {
+        "timezone": "UTC",
+        "serverTime": state.now_ms(),
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": SPOT_WEIGHT_LIMIT},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5,
+             "limit": 61000},
+        ],
+        "exchangeFilters": [],
+        "symbols": [spot_symbol(item) for item in chosen],
+    }  # fmt: skip
+    return json_response(body)
+
+
+def _json_names(text: str) -> list[str]:
+    match = re.fullmatch(r'\[\s*("[A-Z0-9\-_.]{1,20}"\s*(,\s*"[A-Z0-9\-_.]{1,20}"\s*)*)\]', text)
+    if not match:
+        raise illegal("symbols", '^\\["[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}\\]$')
+    return re.findall(r'"([^"]+)"', text)
+
+
+async def futures_exchange_info(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    check_params(request.query, set())
+    body = {
+        "timezone": "UTC",
+        "serverTime": state.now_ms(),
+        "futuresType": "U_MARGINED",
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": FUTURES_WEIGHT_LIMIT},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+        ],
+        "exchangeFilters": [],
+        "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+        "symbols": [futures_symbol(item) for item in catalog.listings("binance", PERP)],
+    }  # fmt: skip
+    return json_response(body)
+
+
+# --------------------------------------------------------------------------- funding
+
+
+def _window(times: np.ndarray, start: int | None, end: int | None, limit: int) -> np.ndarray:
+    """Binance selection over ascending times: first ``limit`` from start, else last ``limit``."""
+    lo = 0 if start is None else int(np.searchsorted(times, start, "left"))
+    hi = len(times) if end is None else int(np.searchsorted(times, end, "right"))
+    if start is not None:
+        return times[lo : min(hi, lo + limit)]
+    return times[max(lo, hi - limit) : hi]
+
+
+def funding_rows(
+    state: SandboxState, listing: Listing, start: int | None, end: int | None, limit: int
+) -> list[dict[str, object]]:
+    now = state.now_ms()
+    upper = now if end is None else min(end, now)
+    lo = listing.listed_ms if start is None else max(start, listing.listed_ms)
+    if start is None:  # the most recent rows: a bounded look-back is enough
+        lo = max(lo, upper - (limit + 1) * 8 * HOUR_MS)
+    times, _ = market.funding_times(listing, lo, upper + 1)
+    times = _window(times, start, end, limit)
+    times = times[state.keep("binance", listing.symbol, times)]
+    if len(times) == 0:
+        return []
+    f = market.funding(state.seed, listing, int(times[0]), int(times[-1]) + 1)
+    keep = np.isin(f.time, times)
+    rows = []
+    for t, rate, mark in zip(
+        f.time[keep].tolist(), f.rate[keep].tolist(), f.mark[keep].tolist(), strict=True
+    ):
+        rows.append(
+            {
+                "symbol": listing.native,
+                "fundingTime": t,
+                "fundingRate": float_text(rate, 8),
+                "markPrice": "" if t < MARK_PRICE_SINCE_MS else float_text(mark, 8),
+            }
+        )
+    return rows
+
+
+MARK_PRICE_SINCE_MS = catalog.utc_ms("2021-01-01")  # older rows carry markPrice ""
+
+
+async def funding_rate(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query
+    check_params(q, {"symbol", "startTime", "endTime", "limit"})
+    start, end = timestamp(q, "startTime"), timestamp(q, "endTime")
+    limit = limit_param(q, 100, 1000)
+    if start is not None and end is not None and start > end:
+        raise error(-1023, "Start time is greater than end time.")
+    if q.get("symbol"):
+        chosen = [symbol_listing(state, PERP, q["symbol"])]
+    else:
+        chosen = catalog.listings("binance", PERP)
+    rows: list[dict[str, object]] = []
+    for listing in chosen:
+        rows.extend(funding_rows(state, listing, start, end, limit))
+    if len(chosen) > 1:
+        rows.sort(key=lambda row: (row["fundingTime"], row["symbol"]))  # type: ignore[return-value]
+        rows = rows[:limit] if start is not None else rows[-limit:]
+    return json_response(rows)
+
+
+async def funding_info(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    check_params(request.query, set())
+    now = state.now_ms()
+    rows = [
+        {
+            "symbol": item.native,
+            "adjustedFundingRateCap": "0.02000000",
+            "adjustedFundingRateFloor": "-0.02000000",
+            "fundingIntervalHours": item.funding_hours_at(now),
+            "disclaimer": False,
+        }
+        for item in catalog.listings("binance", PERP)
+        if item.funding_hours_at(now) != 8
+    ]
+    return json_response(rows)
+
+
+async def premium_index(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query
+    check_params(q, {"symbol"})
+    now = state.now_ms()
+    chosen = (
+        [symbol_listing(state, PERP, q["symbol"])]
+        if q.get("symbol")
+        else catalog.listings("binance", PERP)
+    )
+    rows = []
+    for item in chosen:
+        hours = item.funding_hours_at(now)
+        step = hours * HOUR_MS
+        last = market.funding(state.seed, item, now - step, now + 1)
+        mark = float(market.price(state.seed, item, np.array([now // MINUTE_MS]))[0])
+        rows.append(
+            {
+                "symbol": item.native,
+                "markPrice": float_text(mark, 8),
+                "indexPrice": float_text(mark * 0.9998, 8),
+                "estimatedSettlePrice": float_text(mark * 0.9999, 8),
+                "lastFundingRate": float_text(float(last.rate[-1]) if len(last) else 0.0, 8),
+                "interestRate": "0.00010000",
+                "nextFundingTime": (now // step + 1) * step,
+                "time": now,
+            }
+        )
+    return json_response(rows[0] if q.get("symbol") else rows)
+
+
+# --------------------------------------------------------------------------- open interest
+
+
+def oi_snapshot_value(state: SandboxState, listing: Listing) -> tuple[float, float, int]:
+    now = state.now_ms()
+    oi, mark = market.open_interest(state.seed, listing, np.array([now], dtype=np.int64))
+    step = 10**listing.lot_decimals
+    return round(float(oi[0]) * step) / step, float(mark[0]), now
+
+
+async def open_interest(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query
+    check_params(q, {"symbol"})
+    listing = symbol_listing(state, PERP, required(q, "symbol"))
+    oi, _, now = oi_snapshot_value(state, listing)
+    return json_response(
+        {
+            "openInterest": float_text(oi, listing.lot_decimals),
+            "symbol": listing.native,
+            "time": now,
+        }
+    )
+
+
+async def open_interest_hist(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query
+    check_params(q, {"symbol", "period", "limit", "startTime", "endTime"})
+    symbol = required(q, "symbol")
+    period = required(q, "period")
+    start, end = timestamp(q, "startTime"), timestamp(q, "endTime")
+    limit = limit_param(q, 30, 500)
+    listing = symbol_listing(state, PERP, symbol)
+    if period not in OI_PERIODS:
+        raise invalid("period")
+    if start is not None and end is not None and start > end:
+        raise error(-1023, "Start time is greater than end time.")
+    step = BINANCE_BARS[period].length_ms
+    now = state.now_ms()
+    first = max(now - OI_HISTORY_MS, listing.listed_ms)
+    first = -(-first // step) * step
+    times = np.arange(first, now // step * step + 1, step, dtype=np.int64)
+    times = _window(times, start, end, limit)
+    times = times[state.keep("binance", listing.symbol, times)]
+    oi, mark = market.open_interest(state.seed, listing, times)
+    value = oi * mark
+    rows = [
+        {
+            "symbol": listing.native,
+            "sumOpenInterest": float_text(a, 8),
+            "sumOpenInterestValue": float_text(b, 8),
+            "timestamp": t,
+        }
+        for t, a, b in zip(times.tolist(), oi.tolist(), value.tolist(), strict=True)
+    ]
+    return json_response(rows)
+
+
+# --------------------------------------------------------------------------- misc
+
+
+async def server_time(request: web.Request) -> web.Response:
+    return json_response({"serverTime": request.app[STATE].now_ms()})
+
+
+async def ping(request: web.Request) -> web.Response:
+    return json_response({})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/v3/klines", _klines(futures=False)),  # type: ignore[arg-type]
+        web.get("/api/v3/exchangeInfo", spot_exchange_info),
+        web.get("/api/v3/time", server_time),
+        web.get("/api/v3/ping", ping),
+        web.get("/fapi/v1/klines", _klines(futures=True)),  # type: ignore[arg-type]
+        web.get("/fapi/v1/exchangeInfo", futures_exchange_info),
+        web.get("/fapi/v1/fundingRate", funding_rate),
+        web.get("/fapi/v1/fundingInfo", funding_info),
+        web.get("/fapi/v1/premiumIndex", premium_index),
+        web.get("/fapi/v1/openInterest", open_interest),
+        web.get("/futures/data/openInterestHist", open_interest_hist),
+        web.get("/fapi/v1/time", server_time),
+        web.get("/fapi/v1/ping", ping),
+    ]

@@ -1,0 +1,155 @@
+"""Coinbase Exchange public endpoints: products, currencies, product candles, time.
+
+Candles: ``granularity`` in {60, 300, 900, 3600, 21600, 86400} (default 60 when absent); ``start``
+and ``end`` ISO 8601 (or unix seconds); when either is missing both are ignored and the latest
+300 buckets up to now are returned. More than 300 buckets ((end - start) / granularity > 300)
+is a 400. Rows ``[time, low, high, open, close, volume]`` (numbers), newest first, covering the
+buckets from the one containing ``start`` up to ``end`` inclusive (the oldest 300); buckets
+without trades are omitted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from clients.sandbox import catalog
+from clients.sandbox.catalog import SPOT, Listing
+from clients.sandbox.common import ApiError, backward, floats, forward, json_response
+from clients.sandbox.market import Bar
+from clients.sandbox.state import STATE, SandboxState
+
+GRANULARITIES = (60, 300, 900, 3600, 21600, 86400)
+MAX_BUCKETS = 300
+_DIGITS = re.compile(r"^[0-9]{1,12}(\.[0-9]+)?$")
+
+NOT_FOUND = ApiError(404, {"message": "NotFound"})
+UNAVAILABLE = ApiError(503, {"message": "Service Unavailable"})
+RATE_LIMIT_BODY = {"message": "Public rate limit exceeded"}
+_NAMES = {"BTC": "Bitcoin", "ETH": "Ethereum", "SOL": "Solana", "XRP": "XRP", "DOGE": "Dogecoin",
+          "USD": "United States Dollar", "USDT": "Tether"}  # fmt: skip
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, {"message": message})
+
+
+def product(state: SandboxState, product_id: str) -> Listing:
+    listing = catalog.by_native("coinbase", SPOT, product_id.upper())
+    if listing is None or listing.listed_ms > state.now_ms():
+        raise NOT_FOUND
+    state.check_fail("coinbase", listing.symbol, UNAVAILABLE)
+    return listing
+
+
+def product_body(listing: Listing) -> dict[str, object]:
+    return {
+        "id": listing.native,
+        "base_currency": listing.base,
+        "quote_currency": listing.quote,
+        "quote_increment": listing.tick,
+        "base_increment": listing.lot,
+        "display_name": f"{listing.base}/{listing.quote}",
+        "min_market_funds": "1",
+        "margin_enabled": False,
+        "post_only": False,
+        "limit_only": False,
+        "cancel_only": False,
+        "status": "online",
+        "status_message": "",
+        "trading_disabled": False,
+        "fx_stablecoin": False,
+        "max_slippage_percentage": "0.02000000",
+        "auction_mode": False,
+        "high_bid_limit_percentage": "",
+    }
+
+
+def parse_time(value: str, name: str) -> int:
+    """ISO 8601 (or unix seconds) to epoch milliseconds."""
+    text = value.strip()
+    try:
+        if _DIGITS.match(text):
+            return int(float(text) * 1000)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(f"Invalid {name}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+async def products(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    now = state.now_ms()
+    listed = [item for item in catalog.listings("coinbase", SPOT) if item.listed_ms <= now]
+    return json_response([product_body(item) for item in listed])
+
+
+async def single_product(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return json_response(product_body(product(state, request.match_info["product_id"])))
+
+
+async def currencies(request: web.Request) -> web.Response:
+    codes = sorted({item.base for item in catalog.listings("coinbase", SPOT)} | {"USD", "USDT"})
+    rows: list[dict[str, object]] = [
+        {"id": code, "name": _NAMES.get(code, code), "min_size": "0.00000001", "status": "online",
+         "message": "", "max_precision": "0.01" if code == "USD" else "0.00000001",
+         "convertible_to": [], "details": {"type": "fiat" if code == "USD" else "crypto"}}
+        for code in codes
+    ]  # fmt: skip
+    return json_response(rows)
+
+
+async def server_time(request: web.Request) -> web.Response:
+    now = request.app[STATE].now_ms()
+    iso = datetime.fromtimestamp(now / 1000, UTC).isoformat(timespec="milliseconds")
+    return json_response({"iso": iso.replace("+00:00", "Z"), "epoch": now / 1000})
+
+
+async def candles(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query
+    listing = product(state, request.match_info["product_id"])
+    raw = q.get("granularity") or "60"
+    if not raw.isdigit() or int(raw) not in GRANULARITIES:
+        raise bad_request("Unsupported granularity")
+    seconds = int(raw)
+    bar = Bar(seconds * 1000)
+    now = state.now_ms()
+    if q.get("start") and q.get("end"):
+        start, end = parse_time(q["start"], "start"), parse_time(q["end"], "end")
+        if end < start:
+            raise bad_request("start must be before end")
+        if (end - start) / bar.length_ms > MAX_BUCKETS:
+            raise bad_request(
+                "granularity too small for the requested time range. Count of aggregations "
+                "requested exceeds 300"
+            )
+        c = forward(state.seed, listing, bar, bar.floor(start), end + 1, MAX_BUCKETS, now)
+    else:
+        c = backward(state.seed, listing, bar, bar.floor(now) - (MAX_BUCKETS - 1) * bar.length_ms,
+                     now + 1, MAX_BUCKETS, now)  # fmt: skip
+    c = c.take(state.keep("coinbase", listing.symbol, c.ts))
+    td = listing.tick_decimals
+    lm, ld = listing.lot_parts
+    low, high, op, close = (floats(getattr(c, f), td) for f in ("low", "high", "open", "close"))
+    volume = floats(c.volume * lm, ld)
+    rows = [
+        [t // 1000, low[i], high[i], op[i], close[i], volume[i]]
+        for i, t in enumerate(c.ts.tolist())
+    ]
+    return json_response(rows[::-1])
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/products", products),
+        web.get("/products/{product_id}", single_product),
+        web.get("/products/{product_id}/candles", candles),
+        web.get("/currencies", currencies),
+        web.get("/time", server_time),
+    ]
