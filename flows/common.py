@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,10 +14,13 @@ import polars as pl
 
 from models.enums import Dataset, Exchange, Layer
 from models.requests import PartitionSpec, RunRequest
-from storage import Warehouse
+from storage import PartitionKey, Warehouse
+from tasks.runtime import run_logger
 
 # Partitions of one exchange processed at once; the clients' rate limiters set the pace.
 PER_EXCHANGE_CONCURRENCY = 4
+# Threads reading stored files back when planning (pyarrow decodes outside the GIL).
+VALIDATE_THREADS = 8
 
 
 @dataclass
@@ -66,17 +70,59 @@ def _status_key(spec: PartitionSpec) -> tuple[str, str, str | None, date]:
     )
 
 
-def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> list[PartitionSpec]:
-    """Partitions still to do for `layer`: every one if forced, else those not complete."""
+class Plan(list[PartitionSpec]):
+    """Partitions still to do; `damaged` maps those recorded complete whose stored file does
+    not read back (truncated, corrupted) to the reason, so they are redone, not skipped."""
+
+    def __init__(
+        self, specs: Sequence[PartitionSpec], damaged: dict[PartitionSpec, str] | None = None
+    ) -> None:
+        super().__init__(specs)
+        self.damaged = damaged or {}
+
+
+def partition_key(layer: Layer, spec: PartitionSpec) -> PartitionKey:
+    return PartitionKey(
+        layer=layer,
+        dataset=spec.dataset.value,
+        exchange=spec.exchange.value,
+        interval=spec.interval.value if spec.interval else None,
+        day=spec.day,
+    )
+
+
+def damaged_partitions(
+    warehouse: Warehouse, layer: Layer, specs: Sequence[PartitionSpec]
+) -> dict[PartitionSpec, str]:
+    """The specs whose stored file exists but fails `Warehouse.validate` (checked in threads)."""
+
+    def check(spec: PartitionSpec) -> str | None:
+        key = partition_key(layer, spec)
+        return warehouse.validate(key) if warehouse.exists(key) else None
+
+    with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
+        problems = list(pool.map(check, specs))
+    return {spec: why for spec, why in zip(specs, problems, strict=True) if why}
+
+
+def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
+    """Partitions still to do for `layer`: every one if forced, else those not complete or
+    whose stored file is damaged (reported in the run log)."""
     specs = list(request.partitions(derived=layer is not Layer.BRONZE))
     if request.force:
-        return specs
+        return Plan(specs)
     status = coverage_status(warehouse, layer, request)
-    return [
-        spec
-        for spec in specs
-        if not set(request.symbols_for(spec.dataset)) <= status.get(_status_key(spec), set())
-    ]
+    todo: list[PartitionSpec] = []
+    complete: list[PartitionSpec] = []
+    for spec in specs:
+        done = set(request.symbols_for(spec.dataset)) <= status.get(_status_key(spec), set())
+        (complete if done else todo).append(spec)
+    damaged = damaged_partitions(warehouse, layer, complete)
+    log = run_logger()
+    for spec, why in damaged.items():
+        log.warning("%s %s is damaged, redoing it: %s", layer.value, spec.label, why)
+    redo = set(todo) | set(damaged)
+    return Plan([s for s in specs if s in redo], damaged)
 
 
 async def describe_failure(spec_label: str, state: Any) -> str:

@@ -38,7 +38,7 @@ def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) ->
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry outages (the clients already retried fast); never client errors."""
     try:
-        state.result()
+        state.result(_sync=True)
     except bronze.PartitionFetchFailed as exc:
         return any(
             not ("BadRequest" in why or "not listed" in why)

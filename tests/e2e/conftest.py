@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +19,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PG_DSN = os.environ.get("CRYPTO_PIPELINE_TEST_PG", "postgres@127.0.0.1:5432")
+
+
+def postgres(statement: str) -> None:
+    """Run one statement on the server's `postgres` database (trust auth on loopback)."""
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(f"postgresql://{PG_DSN}/postgres")
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def free_port() -> int:
@@ -96,12 +110,7 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectS
         pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (.ci/run starts it)")
     home = tmp_path_factory.mktemp("prefect-home")
     database = f"prefect_e2e_{uuid.uuid4().hex[:10]}"
-    psql = shutil.which("psql") or "psql"
-    subprocess.run(
-        [psql, "-h", "127.0.0.1", "-U", "postgres", "-c", f"CREATE DATABASE {database}"],
-        check=True,
-        capture_output=True,
-    )
+    postgres(f"CREATE DATABASE {database}")
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {
@@ -157,15 +166,4 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectS
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-        subprocess.run(
-            [
-                psql,
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-c",
-                f"DROP DATABASE IF EXISTS {database} WITH (FORCE)",
-            ],
-            capture_output=True,
-        )
+        postgres(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
