@@ -2,8 +2,10 @@
 
 Behaviour follows the reference notes: klines ascending with both time bounds inclusive on the
 open time (microsecond inputs accepted); ``limit`` above the maximum is clamped; unknown
-parameters give -1104; funding-rate history ascending with inclusive bounds; open-interest
-history only for the latest 30 days (older rows are simply absent).
+parameters give -1104; intervals ``1m`` .. ``1M`` and ``timeZone`` are served (the sub-minute
+``1s`` interval is not: -1120); funding-rate history ascending with inclusive bounds; open-interest
+history only for the latest 30 days (a ``startTime``/``endTime`` older than that is refused with
+-1130 "parameter 'startTime' is invalid.", as ccxt maintainers report the live endpoint does).
 """
 
 from __future__ import annotations
@@ -209,7 +211,9 @@ def is_futures(path: str) -> bool:
 # --------------------------------------------------------------------------- klines
 
 
-def kline_rows(listing: Listing, bar: Bar, c: market.Candles, futures: bool) -> list[list[object]]:
+def kline_rows(
+    listing: Listing, bar: Bar, c: market.Candles, futures: bool
+) -> list[tuple[object, ...]]:
     td = listing.tick_decimals
     lm, ld = listing.lot_parts
     price_out, qty_out, quote_out = (td, ld, 4) if futures else (8, 8, 8)
@@ -219,11 +223,10 @@ def kline_rows(listing: Listing, bar: Bar, c: market.Candles, futures: bool) -> 
     taker = fixed(c.taker_base * lm, ld, qty_out)
     taker_quote = fixed(c.taker_quote * lm, td + ld, quote_out)
     close_times = (bar.close_times(c.ts) - 1).tolist()
-    return [
-        [t, o[i], h[i], lo[i], cl[i], vol[i], close_times[i], quote[i], n, taker[i],
-         taker_quote[i], "0"]
-        for i, (t, n) in enumerate(zip(c.ts.tolist(), c.trades.tolist(), strict=True))
-    ]  # fmt: skip
+    ignore = ["0"] * len(c)
+    columns = (c.ts.tolist(), o, h, lo, cl, vol, close_times, quote, c.trades.tolist(), taker,
+               taker_quote, ignore)  # fmt: skip
+    return list(zip(*columns, strict=True))
 
 
 def _klines(futures: bool) -> Callable[[web.Request], object]:
@@ -331,7 +334,8 @@ async def spot_exchange_info(request: web.Request) -> web.Response:
     state = request.app[STATE]
     q = request.query
     check_params(q, {"symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"})
-    chosen = catalog.listings("binance", SPOT)
+    now = state.now_ms()
+    chosen = [item for item in catalog.listings("binance", SPOT) if item.listed_ms <= now]
     if q.get("symbolStatus") and (q.get("symbol") or q.get("symbols")):
         raise error(-1128, "Combination of optional parameters invalid.")
     if q.get("symbolStatus"):
@@ -348,7 +352,7 @@ async def spot_exchange_info(request: web.Request) -> web.Response:
         chosen = [symbol_listing(state, SPOT, name) for name in names]
     body = {
         "timezone": "UTC",
-        "serverTime": state.now_ms(),
+        "serverTime": now,
         "rateLimits": [
             {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
              "limit": SPOT_WEIGHT_LIMIT},
@@ -384,7 +388,11 @@ async def futures_exchange_info(request: web.Request) -> web.Response:
         ],
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-        "symbols": [futures_symbol(item) for item in catalog.listings("binance", PERP)],
+        "symbols": [
+            futures_symbol(item)
+            for item in catalog.listings("binance", PERP)
+            if item.listed_ms <= state.now_ms()
+        ],
     }  # fmt: skip
     return json_response(body)
 
@@ -544,6 +552,9 @@ async def open_interest_hist(request: web.Request) -> web.Response:
         raise error(-1023, "Start time is greater than end time.")
     step = BINANCE_BARS[period].length_ms
     now = state.now_ms()
+    for name, value in (("startTime", start), ("endTime", end)):
+        if value is not None and value < now - OI_HISTORY_MS:
+            raise error(-1130, f"parameter '{name}' is invalid.")
     first = max(now - OI_HISTORY_MS, listing.listed_ms)
     first = -(-first // step) * step
     times = np.arange(first, now // step * step + 1, step, dtype=np.int64)

@@ -138,10 +138,7 @@ async def candles(request: web.Request) -> web.Response:
     lm, ld = listing.lot_parts
     low, high, op, close = (floats(getattr(c, f), td) for f in ("low", "high", "open", "close"))
     volume = floats(c.volume * lm, ld)
-    rows = [
-        [t // 1000, low[i], high[i], op[i], close[i], volume[i]]
-        for i, t in enumerate(c.ts.tolist())
-    ]
+    rows = list(zip((c.ts // 1000).tolist(), low, high, op, close, volume, strict=True))
     return json_response(rows[::-1])
 
 

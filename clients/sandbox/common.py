@@ -45,9 +45,11 @@ def fixed(units: np.ndarray, decimals: int, out_decimals: int) -> list[str]:
     else:
         values = units // 10 ** (decimals - out_decimals)
     if out_decimals == 0:
-        return [str(v) for v in values.tolist()]
-    div = 10**out_decimals
-    return [f"{v // div}.{v % div:0{out_decimals}d}" for v in values.tolist()]
+        return list(map(str, values.tolist()))
+    whole, frac = np.divmod(values, 10**out_decimals)
+    return list(
+        map(f"%d.%0{out_decimals}d".__mod__, zip(whole.tolist(), frac.tolist(), strict=True))
+    )
 
 
 def trimmed(units: np.ndarray, decimals: int) -> list[str]:
@@ -56,7 +58,8 @@ def trimmed(units: np.ndarray, decimals: int) -> list[str]:
 
 
 def floats(units: np.ndarray, decimals: int) -> list[float]:
-    return [round(v, decimals) for v in (units / 10**decimals).tolist()]
+    """Integers in units of 10**-decimals as the nearest floats (they print as the decimals)."""
+    return (units / 10**decimals).tolist()  # type: ignore[no-any-return]
 
 
 def float_text(value: float, decimals: int) -> str:

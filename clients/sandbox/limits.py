@@ -2,9 +2,10 @@
 
 * Binance: request weight per fixed wall-clock minute (6000 spot, 2400 USD-M). Over the limit the
   answer is 429 with ``Retry-After`` (seconds to the next minute). A client that keeps sending in
-  the same minute after a 429 is banned: once :data:`BAN_AFTER` requests have been refused with
-  429 in one minute, the next answer is 418 and every request is refused with 418 until the ban
-  ends (2 minutes, doubling with each new ban, at most 3 days).
+  the same minute after a 429 is banned: requests refused more than :data:`GRACE_SECONDS` after
+  the minute's first 429 (so not merely in flight when it was sent) are violations, the
+  :data:`BAN_AFTER`-th violation is answered 418, and every request is refused with 418 until the
+  ban ends (2 minutes, doubling with each new ban, at most 3 days).
 * OKX: a rolling 2-second request count per endpoint (and instrument where the exchange says so).
 * Coinbase: a token bucket, 10 requests/s with bursts up to 15.
 """
@@ -16,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 BAN_AFTER = 5
+GRACE_SECONDS = 1.0
 FIRST_BAN_SECONDS = 120
 MAX_BAN_SECONDS = 3 * 86_400
 
@@ -40,7 +42,8 @@ class WeightLimiter:
         self.capacity = capacity
         self.window = -1
         self.used = 0
-        self.refused = 0
+        self.first_refusal = 0.0
+        self.violations = 0
         self.ban_until = 0.0
         self.bans = 0
 
@@ -51,7 +54,7 @@ class WeightLimiter:
         """Account weight without enforcing the limit (rate limits off)."""
         window = int(now // 60)
         if window != self.window:
-            self.window, self.used, self.refused = window, 0, 0
+            self.window, self.used, self.violations, self.first_refusal = window, 0, 0, 0.0
         self.used += weight
 
     def check(self, weight: int, now: float) -> Decision:
@@ -59,10 +62,13 @@ class WeightLimiter:
             return self._ban_decision(now)
         window = int(now // 60)
         if window != self.window:
-            self.window, self.used, self.refused = window, 0, 0
+            self.window, self.used, self.violations, self.first_refusal = window, 0, 0, 0.0
         if self.used + weight > self.capacity:
-            self.refused += 1
-            if self.refused > BAN_AFTER:
+            if not self.first_refusal:
+                self.first_refusal = now
+            elif now - self.first_refusal >= GRACE_SECONDS:
+                self.violations += 1
+            if self.violations >= BAN_AFTER:
                 self.bans += 1
                 seconds = min(FIRST_BAN_SECONDS * 2 ** (self.bans - 1), MAX_BAN_SECONDS)
                 self.ban_until = now + seconds

@@ -377,15 +377,12 @@ def _month_floor(ms: int, shift_ms: int, months: int) -> int:
     return int(np.datetime64(int(month), "M").astype("datetime64[ms]").astype(np.int64)) - shift_ms
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _window(seed: int, listing: Listing, bar: Bar, window: int) -> Candles:
-    """Aggregated candles of one day-long window [window*DAY + off, +DAY) of an intraday bar."""
+    """Aggregated candles of one day-long window [window*DAY + off, +DAY) of a coarse bar."""
     off = bar.offset_ms % bar.length_ms
     lo = window * DAY_MS + off
-    minutes = cached_minutes(seed, listing, lo, lo + DAY_MS)
-    if bar.length_ms == MINUTE_MS:
-        return minutes
-    return aggregate_fixed(minutes, bar.length_ms, off)
+    return aggregate_fixed(cached_minutes(seed, listing, lo, lo + DAY_MS), bar.length_ms, off)
 
 
 def _partial(c: Candles, now_ms: int) -> Candles:
@@ -445,7 +442,10 @@ def _intraday(
     for window in range((first - off) // DAY_MS, (end_ms - 1 - off) // DAY_MS + 1):
         lo = window * DAY_MS + off
         if lo + DAY_MS <= now_ms:
-            chunk = _window(seed, listing, bar, window)
+            if bar.length_ms == MINUTE_MS:
+                chunk = cached_minutes(seed, listing, lo, lo + DAY_MS)
+            else:
+                chunk = _window(seed, listing, bar, window)
         else:
             minutes = _partial(cached_minutes(seed, listing, lo, lo + DAY_MS), now_ms)
             chunk = (

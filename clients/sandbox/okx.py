@@ -2,7 +2,9 @@
 
 Envelope ``{"code":"0","msg":"","data":[...]}``, every value a string, rows newest first,
 ``after``/``before`` exclusive cursors (``after``: older than, ``before``: newer than), and the
-newest ``limit`` rows inside the cursors. ``limit`` above the maximum is clamped.
+newest ``limit`` rows inside the cursors. ``limit`` above the maximum is clamped. Candle bars from
+``1m`` to ``3M``/``3Mutc`` are served (not the sub-minute ``1s``: 51000). Unknown instruments
+answer HTTP 200 with code 51001, as the OKX error table lists it.
 
 Contract open-interest history (Trading Statistics / "rubik"):
 ``GET /api/v5/rubik/stat/contracts/open-interest-history`` with ``instId`` (required, SWAP or

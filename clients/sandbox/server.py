@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -267,6 +273,10 @@ class SandboxServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+        if self.app.frozen:  # restarted: a fresh app on the new loop, same state
+            state = self.app[STATE]
+            self.app = create_app(self.config)
+            self.app[STATE] = state
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         try:
             loop.run_until_complete(runner.setup())
@@ -326,13 +336,104 @@ class SandboxServer:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8700, config: SandboxConfig | None = None) -> None:
-    """Serve the sandbox until interrupted (the ``crypto-pipeline sandbox`` command)."""
+    """Serve the sandbox until interrupted (the ``crypto-pipeline sandbox`` command).
+
+    Prints one line naming the URL (with the real port when ``port`` is 0) once it listens.
+    """
     config = config or SandboxConfig()
-    print(
-        f"sandbox exchange on http://{host}:{port} (seed {config.seed}, faults {config.faults}, "
-        f"rate limits {config.rate_limits}); set CRYPTO_PIPELINE_SANDBOX_URL=http://{host}:{port}"
-    )
-    web.run_app(create_app(config), host=host, port=port, print=None, access_log=None)
+
+    async def run() -> None:
+        runner = web.AppRunner(create_app(config), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        print(
+            f"sandbox exchange on http://{host}:{bound} (seed {config.seed}, faults "
+            f"{config.faults}, rate limits {config.rate_limits}); "
+            f"set CRYPTO_PIPELINE_SANDBOX_URL=http://{host}:{bound}",
+            flush=True,
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+class SandboxProcess:
+    """The sandbox in a child process (its CPU work stays off the caller's GIL).
+
+    Same surface as :class:`SandboxServer` (``url``, ``stats()``, ``reset_stats()``,
+    ``start()``/``stop()``, context manager); only seed, faults and rate limits are passed on.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, *, host: str = "127.0.0.1") -> None:
+        self.config = config or SandboxConfig()
+        if self.config.fail or self.config.empty or self.config.clock is not None:
+            raise ValueError("SandboxProcess supports seed, faults and rate_limits only")
+        if self.config.rate_limit_scale != 1.0:
+            raise ValueError("SandboxProcess supports seed, faults and rate_limits only")
+        self.host = host
+        self._process: subprocess.Popen[str] | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("sandbox process is not running")
+        return self._url
+
+    def start(self) -> SandboxProcess:
+        if self._process is not None:
+            return self
+        command = [
+            sys.executable, "-m", "clients.sandbox", "--host", self.host, "--port", "0",
+            "--seed", str(self.config.seed), "--faults", self.config.faults,
+            "--rate-limits", self.config.rate_limits,
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).parents[2])
+        )
+        line = self._process.stdout.readline() if self._process.stdout else ""
+        match = re.search(r"on (http://\S+)", line)
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"sandbox process failed to start: {line!r}")
+        self._url = match.group(1)
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        if self._process.stdout:
+            self._process.stdout.close()
+        self._process = None
+        self._url = None
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}{CONTROL_PREFIX}/stats", timeout=30) as answer:
+            return json.loads(answer.read())  # type: ignore[no-any-return]
+
+    def reset_stats(self) -> None:
+        request = urllib.request.Request(f"{self.url}{CONTROL_PREFIX}/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
