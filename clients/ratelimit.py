@@ -9,6 +9,7 @@ event loop of the process (see `shared_limiter`). A 429 pauses the whole limiter
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import threading
 import time
@@ -19,6 +20,8 @@ from dataclasses import dataclass, replace
 Clock = Callable[[], float]
 # Float slack so that a booking lands strictly after the entry leaving the window.
 _EPSILON = 1e-6
+# A send later than its booking by more than this is re-dated (see `SlidingWindow.sent`).
+_LATE = 1e-3
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -45,8 +48,12 @@ class Limiter:
             if delay > 0:
                 await self.sleep(delay)
             if self.clock() >= self.paused_until:
+                self.sent(at, cost)
                 return
             # A 429 paused the limiter while waiting: the old booking stays (conservative).
+
+    def sent(self, booked_at: float, cost: float) -> None:
+        """The request booked for `booked_at` leaves now (a busy event loop may wake it late)."""
 
     def pause(self, seconds: float) -> None:
         """Hold every request to this limiter for `seconds` (Retry-After of a 429/418)."""
@@ -122,6 +129,25 @@ class SlidingWindow(Limiter):
             self._total += cost
             self._last = at
             return at
+
+    def sent(self, booked_at: float, cost: float) -> None:
+        """Re-date a booking to its real send time when the sender woke up late.
+
+        The exchange counts a request when it arrives: a request booked at `t` but sent at
+        `t + lag` stays in the exchange's window until `t + lag + window`, so a booking made
+        against the old date could land in the same window and draw a 429.
+        """
+        now = self.clock()
+        if now - booked_at <= _LATE:
+            return
+        entry = (booked_at, min(cost, self.capacity))
+        with self._lock:
+            try:
+                self._entries.remove(entry)
+            except ValueError:  # already expired
+                return
+            bisect.insort(self._entries, (now, entry[1]))
+            self._last = max(self._last, now)
 
     def used(self) -> float:
         """Cost booked in the window ending now (including bookings not yet sent)."""

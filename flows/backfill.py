@@ -106,8 +106,10 @@ async def backfill_flow(
         datasets=datasets,
         force=force,
     )
-    deployment_name = runtime.deployment.name
-    if chunk_days > 0 and len(request.days) > chunk_days and deployment_name:
+    # Only look the deployment up when fanning out could apply (it costs an API round trip).
+    fan = chunk_days > 0 and len(request.days) > chunk_days
+    deployment_name = runtime.deployment.name if fan else None
+    if fan and deployment_name:
         parameters = {
             "exchanges": [e.value for e in exchanges] if exchanges else None,
             "symbols": symbols,

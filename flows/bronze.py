@@ -76,6 +76,7 @@ async def fetch_all(
             settings.warehouse,
             settings.sandbox_url,
             request.force,
+            spec in specs.damaged,
             return_state=True,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -73,12 +74,37 @@ def _apply_sandbox(url: str | None) -> None:
 
 
 def _finish(state: Any, label: str) -> int:
-    """Print the end summary of a flow run and return the process exit code."""
+    """Print the end summary of a flow run and return the process exit code
+    (2 when the run refused its input, as for input refused before it started)."""
     if state.is_completed():
         console.print(f"[green]{label} completed[/green]")
         return 0
+    error = asyncio.run(state.aresult(raise_on_failure=False))
+    if isinstance(error, InputError):
+        console.print(f"[red]error:[/red] {error}")
+        return 2
     console.print(f"[red]{label} failed:[/red] {state.message}")
     return 1
+
+
+class _ExpectedFailuresWithoutTraceback(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback. For the pipeline's own errors
+    (refused input, named partition failures, a refused publish) the message says everything
+    the user needs, so the traceback is dropped; unexpected errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], _expected_errors()):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from flows.common import PipelineFailed
+    from tasks.bronze import PartitionFetchFailed
+    from tasks.publish import PublishError
+
+    return (InputError, PipelineFailed, PartitionFetchFailed, PublishError)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -209,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Progress bars and end summaries replace Prefect's per-task INFO lines on a terminal.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_ExpectedFailuresWithoutTraceback())
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from models.enums import Dataset, Exchange, Layer, MarketKind
+from models.enums import EXCHANGE_DATASETS, Dataset, Exchange, Layer, MarketKind
 from models.errors import InputError
 from models.requests import RunRequest
 from storage import Warehouse
@@ -49,7 +49,7 @@ def check_listed(request: RunRequest, listings: dict[Exchange, pl.DataFrame]) ->
         relevant = [
             e
             for e in request.exchanges
-            if kind is MarketKind.SPOT or Dataset.FUNDING in _offered(e)
+            if kind is MarketKind.SPOT or Dataset.FUNDING in EXCHANGE_DATASETS[e]
         ]
         if not relevant:
             continue
@@ -62,9 +62,3 @@ def check_listed(request: RunRequest, listings: dict[Exchange, pl.DataFrame]) ->
                 f"{symbol} ({kind.value}) not listed on {', '.join(missing)}: skipped there"
             )
     return notices
-
-
-def _offered(exchange: Exchange) -> frozenset[Dataset]:
-    from models.enums import EXCHANGE_DATASETS
-
-    return EXCHANGE_DATASETS[exchange]

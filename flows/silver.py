@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.events import emit_event
 from prefect.states import State
 
-from flows.common import PipelineFailed, plan, run_bounded
+from flows.common import PER_EXCHANGE_CONCURRENCY, PipelineFailed, plan, run_bounded
 from flows.listings import latest_instruments
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
@@ -122,12 +123,21 @@ async def run_silver(request: RunRequest, settings: Settings) -> dict[str, Any]:
         {(s.interval, s.day) for s in specs if s.dataset is Dataset.OHLCV and s.interval},
         key=lambda t: (t[1], t[0].ms),
     )
-    for interval, day in aggregates:
-        state = await build_aggregate_task(  # type: ignore[misc]
-            interval, day, list(request.exchanges), settings.warehouse, return_state=True
-        )
-        if not state.is_completed():
-            outcome.failures.append(f"aggregated/ohlcv/{interval.value}/{day}: {state.message}")
+    # Aggregates write distinct partitions: run a few at once, as the partitions above, so
+    # per-task orchestration latency overlaps with other aggregates' work.
+    gate = asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
+
+    async def aggregate(interval: Interval, day: date) -> str | None:
+        async with gate:
+            state = await build_aggregate_task(  # type: ignore[misc]
+                interval, day, list(request.exchanges), settings.warehouse, return_state=True
+            )
+        if state.is_completed():
+            return None
+        return f"aggregated/ohlcv/{interval.value}/{day}: {state.message}"
+
+    failed = await asyncio.gather(*(aggregate(interval, day) for interval, day in aggregates))
+    outcome.failures += [f for f in failed if f]
     instruments_rows = (
         build_instruments(request, warehouse) if Dataset.INSTRUMENTS in request.datasets else 0
     )

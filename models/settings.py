@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # Prefect-level retries of a failed partition fetch (the clients already retry fast).
     task_retries: int = Field(default=2, ge=0, le=10)
     task_retry_delay_s: float = Field(default=10.0, ge=0)
+    # Client-side pacing of the shared clients: off only against a sandbox whose limits are
+    # off (benchmarks); the scale matches a sandbox run with proportionally shrunk limits.
+    client_rate_limits: bool = True
+    rate_limit_scale: float = Field(default=1.0, gt=0, le=1.0)
     # HF_TOKEN (no prefix) is read by `hf_token()`; never a field so it never reaches a dump.
 
     @field_validator("warehouse")

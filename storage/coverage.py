@@ -13,11 +13,14 @@ Storage, under `{WAREHOUSE}/_coverage/` (outside every dataset directory):
 Readers merge all snapshots and fragments present; per `COVERAGE_KEY` the record with the latest
 `updated_at` wins (ties: the later file). Upserts compact automatically once more than
 `compact_every` fragments accumulate, so a query reads a handful of files whatever the history
-length (never one per partition); immutable files are cached by name between queries.
+length (never one per partition); immutable files are cached by name between queries, in a
+cache shared by every index of the same warehouse in the process (each task opens its own
+`Warehouse`, so a per-instance cache would re-read the whole index once per partition).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -140,14 +143,30 @@ def _eq(column: str, value: object) -> pl.Expr:
     return pl.col(column) == pl.lit(str(value))
 
 
+class _FileCache:
+    """Decoded coverage files of one warehouse, by name (files are immutable, names unique)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, pl.DataFrame] = {}
+        self.merged: tuple[tuple[str, ...], pl.DataFrame] | None = None
+
+
+_CACHES: dict[str, _FileCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def _shared_cache(key: str) -> _FileCache:
+    with _CACHES_LOCK:
+        return _CACHES.setdefault(key, _FileCache())
+
+
 class CoverageIndex:
     """The coverage records of one warehouse (see module docstring for the storage scheme)."""
 
     def __init__(self, store: Store, *, compact_every: int = COMPACT_EVERY) -> None:
         self._store = store
         self.compact_every = compact_every
-        self._files: dict[str, pl.DataFrame] = {}
-        self._merged: tuple[tuple[str, ...], pl.DataFrame] | None = None
+        self._cache = _shared_cache(store.uri(COVERAGE_DIR))
 
     def upsert(self, records: pl.DataFrame) -> None:
         """Publish records (latest `updated_at` wins per key); compacts when fragments pile up."""
@@ -156,6 +175,7 @@ class CoverageIndex:
             return
         name = f"{FRAGMENTS_DIR}/{time.time_ns():020d}-{uuid.uuid4().hex}.parquet"
         self._store.put_bytes(name, encode(rows.to_arrow()))
+        self._cache.files[name] = rows
         if len(self._store.list_files(FRAGMENTS_DIR)) > self.compact_every:
             self.compact()
 
@@ -245,11 +265,11 @@ class CoverageIndex:
         name = f"{SNAPSHOTS_DIR}/{time.time_ns():020d}-{uuid.uuid4().hex}.parquet"
         merged = merged.sort(list(COVERAGE_KEY), nulls_last=False)
         self._store.put_bytes(name, encode(merged.to_arrow()))
-        self._files[name] = merged
+        self._cache.files[name] = merged
         for old in names:
             self._store.delete(old)
-            self._files.pop(old, None)
-        self._merged = ((name,), merged)
+            self._cache.files.pop(old, None)
+        self._cache.merged = ((name,), merged)
 
     def files(self) -> list[str]:
         """Snapshot and fragment paths, snapshots first, each group oldest first."""
@@ -259,22 +279,23 @@ class CoverageIndex:
         """All files and their merged records, retrying if a compaction removes a file mid-read."""
         for _ in range(_LOAD_ATTEMPTS):
             names = tuple(self.files())
-            if self._merged is not None and self._merged[0] == names:
-                return self._merged
+            cached = self._cache.merged
+            if cached is not None and cached[0] == names:
+                return cached
             try:
                 frames = [self._read(name) for name in names]
             except FileNotFoundError:
                 continue
             merged = _merge(names, frames)
-            self._files = {n: f for n, f in zip(names, frames, strict=True)}
-            self._merged = (names, merged)
-            return self._merged
+            self._cache.files = {n: f for n, f in zip(names, frames, strict=True)}
+            self._cache.merged = (names, merged)
+            return names, merged
         raise RuntimeError(
             f"coverage index at {self._store.uri(COVERAGE_DIR)} kept changing while being read"
         )
 
     def _read(self, name: str) -> pl.DataFrame:
-        cached = self._files.get(name)
+        cached = self._cache.files.get(name)
         if cached is None:
             cached = decode(self._store.read_bytes(name))
         return cached

@@ -198,7 +198,13 @@ def remove_stale_temps(staging: Path, max_age: float = STALE_TEMP_SECONDS) -> li
     cutoff = time.time() - max_age
     removed = []
     for entry in os.scandir(staging):
-        if entry.is_file() and entry.name.endswith(".tmp") and entry.stat().st_mtime < cutoff:
+        if not entry.name.endswith(".tmp"):
+            continue
+        try:
+            stale = entry.is_file() and entry.stat().st_mtime < cutoff
+        except FileNotFoundError:  # a concurrent writer renamed its temp file into place
+            continue
+        if stale:
             Path(entry.path).unlink(missing_ok=True)
             removed.append(Path(entry.path))
     return removed

@@ -130,7 +130,9 @@ class Warehouse:
         """The partition's rows as stored, or None if there is no file."""
         try:
             with self._store.open_input(key.path) as handle:
-                table = pq.read_table(handle)
+                # ParquetFile.read, not read_table: the same table without read_table's import
+                # of pandas (~0.2 s, paid by the first read of every process).
+                table = pq.ParquetFile(handle).read()
         except FileNotFoundError:
             return None
         frame = pl.from_arrow(table)

@@ -8,12 +8,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from clients.protocol import ExchangeClient, ExchangeError, UnknownSymbol
 from models.bronze import empty_bronze
 from models.coverage import COVERAGE_SCHEMA
 from models.dates import day_start, is_closed
-from models.enums import OPEN_INTEREST_PERIOD, Dataset, Exchange, Layer, MarketKind
+from models.enums import (
+    EXCHANGE_DATASETS,
+    OPEN_INTEREST_PERIOD,
+    Dataset,
+    Exchange,
+    Layer,
+    MarketKind,
+)
 from models.requests import PartitionSpec
 from storage import PartitionKey, ShrinkRefused, Warehouse
 from tasks.runtime import run_logger, shared_client
@@ -133,13 +141,17 @@ async def fetch_partition(
     warehouse_uri: str,
     sandbox_url: str | None = None,
     force: bool = False,
+    repair: bool = False,
     client: ExchangeClient | None = None,
 ) -> FetchSummary:
     """Fetch every symbol of a daily partition, merge with kept rows, write bronze atomically.
 
-    Symbols already complete for a closed day are skipped unless `force`. A symbol the
-    exchange does not list is skipped with a notice. Failed symbols keep their stored rows;
-    if any failed, `PartitionFetchFailed` is raised after the rest has been written.
+    Symbols already complete for a closed day are skipped unless `force` or `repair` (the
+    stored file is damaged: it is replaced by a fresh fetch). A symbol the exchange does not
+    list is skipped with a notice. Failed symbols keep their stored rows; so do symbols for
+    which the exchange now returns fewer rows of a closed day than are stored (never shrink,
+    even when forced: reported as a failure). If any failed, `PartitionFetchFailed` is raised
+    after the rest has been written.
     """
     log = run_logger()
     warehouse = Warehouse(warehouse_uri)
@@ -147,7 +159,7 @@ async def fetch_partition(
     closed = is_closed(spec.day, now=now)
     summary = FetchSummary(partition=spec.label, closed=closed)
     todo = list(symbols)
-    if not force and closed:
+    if not force and not repair and closed:
         done = complete_symbols(warehouse, spec, todo)
         summary.symbols_skipped_complete = sorted(done)
         todo = [s for s in todo if s not in done]
@@ -179,8 +191,10 @@ async def fetch_partition(
             frames.append(frame)
 
     key = bronze_key(spec)
+    stored = _read_stored(warehouse, key) if repair else warehouse.read(key)
+    if closed and stored is not None and not stored.is_empty():
+        frames = _keep_larger_stored(stored, frames, summary)
     fetched = set(summary.symbols_fetched) | set(summary.symbols_not_listed)
-    stored = warehouse.read(key)
     kept = (
         stored.filter(~pl.col("symbol").is_in(list(fetched)))
         if stored is not None and not stored.is_empty()
@@ -199,7 +213,9 @@ async def fetch_partition(
     if summary.symbols_fetched or kept is not None:
         window = (day_start(spec.day), day_start(spec.day) + timedelta(days=1))
         try:
-            result = warehouse.write(key, merged, closed=closed, window=window, force=force)
+            result = warehouse.write(
+                key, merged, closed=closed, window=window, force=force or repair
+            )
             summary.path = result.path
             summary.rows = result.rows
         except ShrinkRefused as exc:
@@ -221,6 +237,39 @@ async def fetch_partition(
     if summary.failures:
         raise PartitionFetchFailed(summary)
     return summary
+
+
+def _read_stored(warehouse: Warehouse, key: PartitionKey) -> pl.DataFrame | None:
+    """The stored rows, or None if the file is missing or does not read back."""
+    try:
+        return warehouse.read(key)
+    except (pa.ArrowException, OSError) as exc:
+        run_logger().warning("%s: stored file unreadable, replacing it: %s", key, exc)
+        return None
+
+
+def _keep_larger_stored(
+    stored: pl.DataFrame, frames: list[pl.DataFrame], summary: FetchSummary
+) -> list[pl.DataFrame]:
+    """Drop fetched symbols of a closed day that came back with fewer rows than are stored:
+    their stored rows are kept (merged back as unfetched) and each is reported as a failure."""
+    before = dict(stored.group_by("symbol").len().iter_rows())
+    shrunk = {}
+    for symbol in list(summary.symbols_fetched):
+        offered = sum(
+            f.filter(pl.col("symbol") == symbol).height for f in frames if not f.is_empty()
+        )
+        if offered < int(before.get(symbol, 0)):
+            shrunk[symbol] = offered
+    if not shrunk:
+        return frames
+    for symbol, offered in shrunk.items():
+        summary.symbols_fetched.remove(symbol)
+        summary.failures[symbol] = (
+            f"the exchange returned {offered} rows for this closed day but "
+            f"{before[symbol]} are stored; stored rows kept (never shrink)"
+        )
+    return [f.filter(~pl.col("symbol").is_in(list(shrunk))) for f in frames if not f.is_empty()]
 
 
 def instruments_key(exchange: Exchange, day: Any) -> PartitionKey:
@@ -245,7 +294,7 @@ async def fetch_instruments(
     client = client or shared_client(exchange, sandbox_url)
     today = datetime.now(UTC).date()
     frames = [await client.instruments(MarketKind.SPOT)]
-    if Dataset.FUNDING in _perp_datasets(exchange):
+    if Dataset.FUNDING in EXCHANGE_DATASETS[exchange]:
         frames.append(await client.instruments(MarketKind.PERP))
     frame = pl.concat(frames, how="vertical_relaxed")
     result = warehouse.write(instruments_key(exchange, today), frame, closed=False)
@@ -255,9 +304,3 @@ async def fetch_instruments(
         path=result.path,
         closed=False,
     )
-
-
-def _perp_datasets(exchange: Exchange) -> frozenset[Dataset]:
-    from models.enums import EXCHANGE_DATASETS
-
-    return EXCHANGE_DATASETS[exchange]

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
@@ -19,16 +20,19 @@ from models.requests import PartitionSpec
 from tasks import bronze, silver
 
 CODE_VERSION = version("crypto-pipeline")
+# Tasks without a cache key function use NO_CACHE: Prefect's default policy (inputs + task
+# source + run id) would only cache within one run, yet costs a source hash, an input hash and a
+# result-store lookup on every task run (most of the per-task overhead on a small partition).
 
 
 def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
     """Cache key for a closed day's partition (partition, symbols, warehouse, code version).
 
-    None (no caching) for the current day or a forced run; failed or partial fetches raise,
-    so they never complete and are never cached.
+    None (no caching) for the current day, a forced run or a repair of a damaged file; failed
+    or partial fetches raise, so they never complete and are never cached.
     """
     spec: PartitionSpec = parameters["spec"]
-    if parameters.get("force") or not is_closed(spec.day):
+    if parameters.get("force") or parameters.get("repair") or not is_closed(spec.day):
         return None
     symbols = ",".join(sorted(parameters["symbols"]))
     raw = f"{context.task.name}|{spec.label}|{symbols}|{parameters['warehouse_uri']}|{CODE_VERSION}"
@@ -68,10 +72,16 @@ async def fetch_partition_task(
     warehouse_uri: str,
     sandbox_url: str | None = None,
     force: bool = False,
+    repair: bool = False,
 ) -> dict[str, Any]:
     """Fetch one (exchange, dataset, interval, day) for all symbols into bronze."""
     summary = await bronze.fetch_partition(
-        spec, symbols, warehouse_uri=warehouse_uri, sandbox_url=sandbox_url, force=force
+        spec,
+        symbols,
+        warehouse_uri=warehouse_uri,
+        sandbox_url=sandbox_url,
+        force=force,
+        repair=repair,
     )
     return summary.as_dict()
 
@@ -81,6 +91,7 @@ async def fetch_partition_task(
     task_run_name="instruments {exchange}",
     retries=2,
     retry_delay_seconds=5,
+    cache_policy=NO_CACHE,
 )
 async def fetch_instruments_task(
     exchange: Exchange, warehouse_uri: str, sandbox_url: str | None = None
@@ -91,7 +102,13 @@ async def fetch_instruments_task(
     return summary.as_dict()
 
 
-@task(name="build-silver", task_run_name="silver {spec.label}", retries=1, retry_delay_seconds=2)
+@task(
+    name="build-silver",
+    task_run_name="silver {spec.label}",
+    retries=1,
+    retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
+)
 async def build_silver_task(
     spec: PartitionSpec, symbols: list[str], warehouse_uri: str, force: bool = False
 ) -> dict[str, Any]:
@@ -107,6 +124,7 @@ async def build_silver_task(
     task_run_name="aggregate {interval}/{day}",
     retries=1,
     retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
 )
 async def build_aggregate_task(
     interval: Interval, day: date, exchanges: list[Exchange], warehouse_uri: str

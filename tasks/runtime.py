@@ -15,11 +15,18 @@ _clients: dict[tuple[Exchange, str | None, int], ExchangeClient] = {}
 def shared_client(exchange: Exchange, sandbox_url: str | None) -> ExchangeClient:
     """One client (one aiohttp session) per exchange and event loop, shared by all tasks."""
     from clients.factory import make_client
+    from models.settings import load_settings
 
     key = (exchange, sandbox_url, id(asyncio.get_running_loop()))
     client = _clients.get(key)
     if client is None:
-        client = make_client(exchange, sandbox_url=sandbox_url)
+        settings = load_settings()
+        client = make_client(
+            exchange,
+            sandbox_url=sandbox_url,
+            rate_limits=settings.client_rate_limits,
+            rate_limit_scale=settings.rate_limit_scale,
+        )
         _clients[key] = client
     return client
 

@@ -17,6 +17,7 @@ from models.coverage import COVERAGE_KEY, COVERAGE_SCHEMA
 from models.dates import DateRange
 from models.enums import Layer
 from storage import Warehouse, merge_days, summarize
+from storage import coverage as coverage_module
 from storage.coverage import CoverageIndex, latest, normalize, overlay
 from storage.fs import Store
 from tests.storage import coverage_worker
@@ -278,7 +279,8 @@ def test_years_of_history_query_without_opening_partition_files(
 
     monkeypatch.setattr(Store, "read_bytes", counting_read)
     monkeypatch.setattr(Store, "open_input", lambda self, rel: pytest.fail(f"opened {rel}"))
-    index = CoverageIndex(warehouse.store)  # cold: nothing cached
+    monkeypatch.setattr(coverage_module, "_CACHES", {})  # cold: nothing cached in the process
+    index = CoverageIndex(warehouse.store)
     started = time.perf_counter()
     got = index.query(exchange="binance", symbol="S0USDT", interval="1m", start=date(2023, 12, 1))
     cold = time.perf_counter() - started
