@@ -1,0 +1,409 @@
+"""Benchmarks: speed, overhead, memory and politeness, side by side with ccxt.
+
+    python -m benchmarks.run --quick   # a few minutes; the last line is one JSON object
+    python -m benchmarks.run --full    # adds a year of 1m candles, scaling and the Hub publish
+
+Every backfill runs in its own worker process (`benchmarks.worker`) against a sandbox exchange
+served from this process, so the figures include real HTTP, JSON decoding and Parquet writes, and
+each worker's peak RSS is its own. Figures are medians over the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from benchmarks.common import (
+    BENCH_START,
+    EXCHANGES,
+    SYMBOLS,
+    machine,
+    median,
+    prefect_server,
+    process_cpu_s,
+    run_worker,
+    say,
+)
+from clients.sandbox import SandboxConfig, SandboxServer
+
+RATE_LIMIT_SCALE = 0.2  # the politeness run: every allowance x0.2, windows unchanged
+
+
+def _end(start: str, days: int) -> str:
+    return (date.fromisoformat(start) + timedelta(days=days - 1)).isoformat()
+
+
+def _cpu_self() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+@contextmanager
+def scratch() -> Iterator[str]:
+    path = tempfile.mkdtemp(prefix="bench-warehouse-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(warehouse: str, sandbox: str, **extra: str) -> dict[str, str]:
+    return {
+        "CRYPTO_PIPELINE_WAREHOUSE": warehouse,
+        "CRYPTO_PIPELINE_SANDBOX_URL": sandbox,
+        "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def _job(kind: str, days: int, *, start: str = BENCH_START, **extra: Any) -> dict[str, Any]:
+    return {
+        "job": kind,
+        "start": start,
+        "end": _end(start, days),
+        "symbols": SYMBOLS,
+        "exchanges": EXCHANGES,
+        **extra,
+    }
+
+
+def _requests(server: SandboxServer) -> int:
+    return sum(int(s["requests"]) for s in server.stats().values())
+
+
+def run_direct(
+    server: SandboxServer, job: dict[str, Any], warehouse: str | None = None
+) -> dict[str, Any]:
+    """One direct backfill in a worker; adds the sandbox's CPU seconds and request count."""
+    with scratch() as fresh:
+        cpu0, req0 = _cpu_self(), _requests(server)
+        result = run_worker(job, _env(warehouse or fresh, server.url))
+        result["sandbox_cpu_s"] = _cpu_self() - cpu0
+        result["sandbox_requests"] = _requests(server) - req0
+        return result
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]:
+    """Sandbox HTTP -> bronze -> silver Parquet (1m candles, limits off) vs ccxt's fetch."""
+    ours, theirs = [], []
+    for i in range(repeats):
+        r = run_direct(server, _job("direct", days))
+        ours.append(r)
+        say(
+            f"  pipeline run {i + 1}: {r['silver_rows']:,} candles in {r['wall_s']:.2f} s "
+            f"(fetch {r['fetch_s']:.2f} s, silver {r['silver_s']:.2f} s, "
+            f"{r['sandbox_requests']} requests, sandbox CPU {r['sandbox_cpu_s']:.2f} s, "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB)"
+        )
+        cpu0 = _cpu_self()
+        c = run_worker(_job("ccxt", days, sandbox_url=server.url))
+        c["sandbox_cpu_s"] = _cpu_self() - cpu0
+        theirs.append(c)
+        say(
+            f"  ccxt run {i + 1}: {c['candles']:,} candles in {c['wall_s']:.2f} s "
+            f"({c['requests']} requests, sandbox CPU {c['sandbox_cpu_s']:.2f} s)"
+        )
+    rate = median([r["silver_rows"] / r["wall_s"] for r in ours])
+    fetch_rate = median([r["bronze_rows"] / r["fetch_s"] for r in ours])
+    ccxt_rate = median([c["candles"] / c["wall_s"] for c in theirs])
+    return {
+        "days": days,
+        "candles": ours[-1]["silver_rows"],
+        "throughput_candles_per_s": round(rate),
+        "fetch_only_candles_per_s": round(fetch_rate),
+        "ccxt_candles_per_s": round(ccxt_rate),
+        "speedup_vs_ccxt": round(rate / ccxt_rate, 2),
+        "fetch_speedup_vs_ccxt": round(fetch_rate / ccxt_rate, 2),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in ours),
+        "sandbox_cpu_share": round(median([r["sandbox_cpu_s"] / r["wall_s"] for r in ours]), 2),
+    }
+
+
+def prefect_overhead(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]:
+    """Same backfill through the Prefect flows and directly; then a re-run of the closed range."""
+    out: dict[str, Any] = {}
+    with prefect_server() as (api_url, startup, pid):
+        out["prefect_startup_s"] = round(startup, 2)
+        say(f"  Prefect API up in {startup:.1f} s at {api_url}")
+        flows, direct, server_cpu = [], [], []
+        rerun: dict[str, Any] = {}
+        for i in range(repeats):
+            with scratch() as wh:
+                env = _env(wh, server.url, PREFECT_API_URL=api_url)
+                cpu0 = process_cpu_s(pid)
+                p = run_worker(_job("prefect", days), env)
+                server_cpu.append(process_cpu_s(pid) - cpu0)
+                flows.append(p)
+                if i == 0:
+                    req0 = _requests(server)
+                    again = run_worker(_job("prefect", days), env)
+                    rerun = {
+                        "rerun_ratio": round(again["wall_s"] / p["wall_s"], 3),
+                        "rerun_s": round(again["wall_s"], 2),
+                        "rerun_requests": _requests(server) - req0,
+                    }
+            with scratch() as wh:
+                d = run_worker(_job("direct", days), _env(wh, server.url, PREFECT_API_URL=api_url))
+                direct.append(d)
+            say(
+                f"  run {i + 1}: flows {p['wall_s']:.2f} s, direct {d['wall_s']:.2f} s"
+                + (f"; re-run {rerun['rerun_s']:.2f} s" if i == 0 else "")
+            )
+    out["prefect_s"] = round(median([p["wall_s"] for p in flows]), 2)
+    out["direct_s"] = round(median([d["wall_s"] for d in direct]), 2)
+    out["prefect_overhead_ratio"] = round(out["prefect_s"] / out["direct_s"], 3)
+    out["prefect_server_cpu_s"] = round(median(server_cpu), 2)  # during a flow run
+    out.update(rerun)
+    return out
+
+
+def politeness(days: int, full_minutes: int) -> dict[str, Any]:
+    """Real sandbox limits (scaled), client pacing on: achieved weight / allowance per exchange.
+
+    Measured in steady state over whole wall-clock minutes (Binance counts weight per fixed
+    minute), starting once the client's first 60 s window has passed: a sliding-window client
+    can lose up to one minute of allowance at start-up against fixed windows (its first burst
+    may straddle a boundary). A backfill larger than the time allowed runs meanwhile; the
+    counters are sampled from the sandbox.
+    """
+    scale = RATE_LIMIT_SCALE
+    config = SandboxConfig(seed=7, rate_limits="real", rate_limit_scale=scale)
+    now = time.time()
+    first_minute = math.ceil((now + 5 + 61) / 60)  # requests start a few seconds from now
+    seconds = (first_minute + full_minutes) * 60 - now + 3
+    samples: list[tuple[float, dict[str, Any]]] = []
+    with SandboxServer(config) as server, scratch() as wh:
+        env = {
+            **os.environ,
+            **_env(wh, server.url),
+            "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "true",
+            "CRYPTO_PIPELINE_RATE_LIMIT_SCALE": str(scale),
+        }
+        job = _job("polite", days, start="2023-01-01", seconds=seconds)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.worker", json.dumps(job)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append((time.time(), server.stats()))
+                stop.wait(0.25)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        out, _ = proc.communicate()
+        stop.set()
+        sampler.join()
+        final = server.stats()
+    # whole minutes inside the run, after the first request
+    first = next(t for t, s in samples if sum(x["requests"] for x in s.values()) > 0)
+    m0 = math.ceil((first + 61) / 60)
+    m1 = min(m0 + full_minutes, int(samples[-1][0] // 60))
+
+    def at(t: float) -> dict[str, Any]:
+        return min(samples, key=lambda ts: abs(ts[0] - t))[1]
+
+    allowance = {  # per minute, as the sandbox enforces it
+        "binance": int(6000 * scale),  # request weight per fixed minute (spot)
+        "coinbase": 10 * scale * 60,  # requests: token bucket rate
+        "okx": int(20 * scale) * 30,  # history-candles: requests per rolling 2 s
+    }
+    util: dict[str, float] = {}
+    for name, cap in allowance.items():
+        a, b = at(m0 * 60), at(m1 * 60)
+        field = "weight" if name == "binance" else "requests"
+        used = (b[name][field] - a[name][field]) - (
+            0 if name == "binance" else b[name]["rate_limited"] - a[name]["rate_limited"]
+        )
+        util[name] = round(used / (cap * (m1 - m0)), 3) if m1 > m0 else float("nan")
+    limited = sum(int(s["rate_limited"]) for s in final.values())
+    limited_by = {name: int(s["rate_limited"]) for name, s in final.items()}
+    worker = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+    return {
+        "rate_limit_scale": scale,
+        "measured_minutes": m1 - m0,
+        "utilization": util,
+        "rate_limit_utilization_min": min(util.values()),
+        "rate_limited_responses": limited,
+        "rate_limited_by_exchange": limited_by,
+        "client_rate_limited": sum(s["rate_limited"] for s in worker["client_stats"].values()),
+    }
+
+
+def transform_speed(days: int, repeats: int) -> dict[str, Any]:
+    """Silver normalize + validate + aggregate in memory, on bronze fetched from the sandbox."""
+    import polars as pl
+
+    from models.enums import Exchange, Interval
+    from storage import Warehouse
+    from tasks.bronze import bronze_key
+    from tasks.transform.aggregate import aggregate_ohlcv
+    from tasks.transform.silver import build_silver
+
+    with SandboxServer(SandboxConfig(seed=7)) as server, scratch() as wh:
+        run_worker(_job("direct", days), _env(wh, server.url))
+        warehouse = Warehouse(wh)
+        from models.enums import Dataset
+        from models.requests import PartitionSpec
+
+        first = date.fromisoformat(BENCH_START)
+        bronze = {}
+        for i in range(days):
+            for ex in EXCHANGES:
+                spec = PartitionSpec(
+                    exchange=Exchange(ex),
+                    dataset=Dataset.OHLCV,
+                    interval=Interval.M1,
+                    day=first + timedelta(days=i),
+                )
+                frame = warehouse.read(bronze_key(spec))
+                if frame is not None:
+                    bronze[spec] = frame
+    rows = sum(f.height for f in bronze.values())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        by_day: dict[date, list[pl.DataFrame]] = {}
+        for spec, frame in bronze.items():
+            batch = build_silver(
+                "ohlcv",
+                frame,
+                exchange=spec.exchange.value,
+                interval=spec.interval,
+                day=spec.day,
+                symbols=SYMBOLS,
+                closed=True,
+                complete=True,
+            )
+            by_day.setdefault(spec.day, []).append(batch.data)
+        for frames in by_day.values():
+            aggregate_ohlcv(pl.concat(frames, how="vertical_relaxed"))
+        times.append(time.perf_counter() - t0)
+    return {"transform_rows": rows, "transform_rows_per_s": round(rows / median(times))}
+
+
+def year_run(server: SandboxServer, warehouse: str) -> dict[str, Any]:
+    """A year of 1m candles, 5 symbols, 3 exchanges, in 30-day chunks in one worker process."""
+    job = _job("direct", 366, start="2023-01-01", chunk_days=30)
+    cpu0, req0 = _cpu_self(), _requests(server)
+    t0 = time.perf_counter()
+    r = run_worker(job, _env(warehouse, server.url))
+    return {
+        "year_days": 366,
+        "year_candles": r["silver_rows"],
+        "year_wall_s": round(time.perf_counter() - t0, 1),
+        "year_backfill_s": round(r["wall_s"], 1),
+        "year_candles_per_s": round(r["silver_rows"] / r["wall_s"]),
+        "year_peak_rss_mb": r["peak_rss_mb"],
+        "year_requests": _requests(server) - req0,
+        "year_sandbox_cpu_s": round(_cpu_self() - cpu0, 1),
+        "year_failures": len(r["failures"]),
+    }
+
+
+def scaling(server: SandboxServer, repeats: int) -> dict[str, Any]:
+    """Wall time against days (5 symbols) and against symbols (8 days)."""
+    by_days: dict[str, float] = {}
+    for days in (2, 4, 8, 16):
+        runs = [run_direct(server, _job("direct", days)) for _ in range(repeats)]
+        by_days[str(days)] = round(median([r["wall_s"] for r in runs]), 2)
+        say(f"  {days} days x 5 symbols: {by_days[str(days)]:.2f} s")
+    by_symbols: dict[str, float] = {}
+    for n in (1, 2, 5):
+        job = {**_job("direct", 8), "symbols": SYMBOLS[:n]}
+        runs = [run_direct(server, job) for _ in range(repeats)]
+        by_symbols[str(n)] = round(median([r["wall_s"] for r in runs]), 2)
+        say(f"  8 days x {n} symbols: {by_symbols[str(n)]:.2f} s")
+    per_day = {d: round(s / int(d), 3) for d, s in by_days.items()}
+    return {"wall_s_by_days": by_days, "s_per_day": per_day, "wall_s_by_symbols": by_symbols}
+
+
+def hub_publish(warehouse: str) -> dict[str, Any]:
+    """Publish the year's silver to the fake Hub (one commit), in a worker process."""
+    from clients.fake_hub import FakeHub
+
+    token = "hf_bench_token"
+    with FakeHub(token=token) as hub:
+        env = {"CRYPTO_PIPELINE_WAREHOUSE": warehouse, "HF_TOKEN": token, "HF_ENDPOINT": hub.url}
+        r = run_worker({"job": "publish", "repo_id": "bench/crypto", "endpoint": hub.url}, env)
+    return {
+        "publish_s": round(r["wall_s"], 1),
+        "publish_files": r["files"],
+        "publish_bytes": r["bytes"],
+        "publish_peak_rss_mb": r["peak_rss_mb"],
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a few minutes (default)")
+    mode.add_argument("--full", action="store_true", help="adds the year, scaling and publish")
+    args = parser.parse_args(argv)
+    full = bool(args.full)
+    repeats = 3 if full else 2
+    days = 14
+    started = time.perf_counter()
+    figures: dict[str, Any] = {
+        "mode": "full" if full else "quick",
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "repeats": repeats,
+    }
+    say(f"machine: {figures['machine']}")
+    with SandboxServer(SandboxConfig(seed=7, rate_limits="off")) as server:
+        say(f"throughput: {days} days x 5 symbols x 3 exchanges of 1m candles, limits off")
+        figures.update(throughput(server, days, repeats))
+        say("Prefect overhead and re-run of the closed range")
+        figures.update(prefect_overhead(server, days, repeats))
+    say(f"politeness: sandbox limits real x{RATE_LIMIT_SCALE}, client pacing on")
+    figures.update(politeness(420, 2 if full else 1))  # more work than the time allows
+    say("transforms in memory")
+    figures.update(transform_speed(7, repeats + 1))
+    if full:
+        with (
+            SandboxServer(SandboxConfig(seed=7, rate_limits="off")) as server,
+            scratch() as wh,
+        ):
+            say("scaling with days and symbols")
+            figures.update(scaling(server, 2))
+            say("a year of 1m candles (5 symbols x 3 exchanges), 30-day chunks")
+            figures.update(year_run(server, wh))
+            say("Hub publish of the year (fake Hub)")
+            figures.update(hub_publish(wh))
+    figures["bench_s"] = round(time.perf_counter() - started, 1)
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        if key != "machine":
+            say(f"  {key:<{width}}  {value}")
+    print(json.dumps(figures, separators=(",", ":")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
