@@ -34,9 +34,8 @@ def publish_dataset(
     """
     from tasks.publish.card import render_card
     from tasks.publish.hub import publish_to_hub
-    from tasks.publish.local import publish_to_local
-
     from tasks.publish.layout import build_layout
+    from tasks.publish.local import publish_to_local
 
     warehouse = Warehouse(settings.warehouse)
     silver = {name: warehouse.scan(Layer.SILVER, name) for name in SILVER_DATASETS}
