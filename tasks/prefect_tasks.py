@@ -17,6 +17,7 @@ from clients.protocol import BadRequest, UnknownSymbol
 from models.dates import is_closed
 from models.enums import Exchange, Interval
 from models.requests import PartitionSpec
+from storage import Warehouse
 from tasks import bronze, silver
 
 CODE_VERSION = version("crypto-pipeline")
@@ -28,14 +29,20 @@ CODE_VERSION = version("crypto-pipeline")
 def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
     """Cache key for a closed day's partition (partition, symbols, warehouse, code version).
 
-    None (no caching) for the current day, a forced run or a repair of a damaged file; failed
-    or partial fetches raise, so they never complete and are never cached.
+    Only issued while the warehouse's coverage index records the partition complete for every
+    symbol, so a cached result never stands in for data the warehouse does not hold (a wiped
+    or new warehouse at the same path misses the cache). None (no caching) for the current
+    day, a forced run or a repair of a damaged file; failed or partial fetches raise, so they
+    never complete and are never cached.
     """
     spec: PartitionSpec = parameters["spec"]
     if parameters.get("force") or parameters.get("repair") or not is_closed(spec.day):
         return None
-    symbols = ",".join(sorted(parameters["symbols"]))
-    raw = f"{context.task.name}|{spec.label}|{symbols}|{parameters['warehouse_uri']}|{CODE_VERSION}"
+    wanted = sorted(parameters["symbols"])
+    warehouse = Warehouse(parameters["warehouse_uri"])
+    if set(wanted) - bronze.complete_symbols(warehouse, spec, wanted):
+        return None
+    raw = f"{context.task.name}|{spec.label}|{','.join(wanted)}|{warehouse.uri}|{CODE_VERSION}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

@@ -115,3 +115,21 @@ def test_partial_failure_names_the_culprit_and_rerun_fetches_only_it(
     assert int(stats.get("okx", {}).get("requests", 0)) > 0
     ohlcv = Warehouse(str(warehouse_dir)).scan(Layer.SILVER, "ohlcv").collect()
     assert ("okx", "ETHUSDT") in set(ohlcv.select("exchange", "symbol").unique().iter_rows())
+
+
+def test_a_new_warehouse_at_the_same_path_is_filled_again(
+    sandbox: Any, warehouse_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results of earlier runs never stand in for data a (wiped) warehouse does not hold."""
+    import shutil
+
+    monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", sandbox.url)
+    small = {"end": DAYS[0], "symbols": ["BTCUSDT"], "intervals": ["1d"], "datasets": ["ohlcv"]}
+    assert run_backfill(**small).is_completed()
+    shutil.rmtree(warehouse_dir)
+    sandbox.reset_stats()
+    state = run_backfill(**small)
+    assert state.is_completed(), state.message
+    assert requests_made(sandbox) > 0
+    ohlcv = Warehouse(str(warehouse_dir)).scan(Layer.SILVER, "ohlcv").collect()
+    assert set(ohlcv["exchange"].unique()) == {"binance", "coinbase", "okx"}
