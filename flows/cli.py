@@ -202,7 +202,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         exchange=args.exchange,
         symbol=args.symbol,
         layer=args.layer,
-        console=out,
+        console=out if out.is_terminal else Console(soft_wrap=True, width=160),
     )
 
 

@@ -61,7 +61,12 @@ def print_coverage(
     if frame.is_empty():
         console.print(f"no {layer} coverage recorded in {settings.warehouse}")
         return 1
-    table = Table(title=f"{layer} coverage in {settings.warehouse}")
+    fixed = {"dataset": ds, "exchange": ex, "symbol": sym}
+    frame = frame.drop([c for c, v in fixed.items() if v is not None])
+    title = ", ".join(f"{c} {v}" for c, v in fixed.items() if v is not None)
+    table = Table(
+        title=f"{layer} coverage in {settings.warehouse}" + (f": {title}" if title else "")
+    )
     for column in frame.columns:
         table.add_column(column, justify="right" if frame[column].dtype.is_numeric() else "left")
     for row in frame.iter_rows():

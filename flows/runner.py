@@ -18,6 +18,8 @@ def run_with_progress(
 ) -> Any:
     """Run `factory()` to completion, drawing one bar per stage; returns its result."""
     console = console or Console(stderr=True)
+    if not console.is_terminal:
+        console = Console(stderr=True, width=120)
     started = time.monotonic()
     bars = Progress(
         TextColumn("[bold]{task.description}"),
