@@ -12,7 +12,7 @@ from models.dates import is_closed
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import NATIVE_INTERVALS, PartitionSpec
 from storage import PartitionKey, ShrinkRefused, Warehouse
-from tasks.bronze import bronze_key
+from tasks.bronze import bronze_key, complete_symbols
 from tasks.transform.coverage import ohlcv_coverage
 from tasks.transform.ohlcv import resample_ohlcv
 from tasks.transform.silver import build_silver
@@ -47,18 +47,8 @@ def silver_key(spec: PartitionSpec, layer: Layer = Layer.SILVER) -> PartitionKey
 
 
 def _bronze_complete(warehouse: Warehouse, spec: PartitionSpec, symbols: list[str]) -> bool:
-    records = warehouse.coverage.query(
-        layer=Layer.BRONZE,
-        dataset=spec.dataset.value,
-        exchange=spec.exchange.value,
-        interval=spec.interval.value if spec.interval else None,
-        start=spec.day,
-        end=spec.day,
-    )
-    if records.is_empty():
-        return False
-    done = set(records.filter(pl.col("complete")).get_column("symbol").to_list())
-    return all(s in done for s in symbols)
+    """Whether bronze holds the day complete for every symbol (per the coverage index)."""
+    return set(symbols) <= complete_symbols(warehouse, spec, symbols)
 
 
 def _resampled_batch(
