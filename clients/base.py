@@ -226,14 +226,35 @@ class BaseClient:
     async def _attempt(self, request: Request) -> Any:
         limiters = self.limiters(request)
         gate = self.gate
-        while True:
-            await gate.acquire(0)
-            for limiter, cost in limiters:
-                await limiter.acquire(cost)
-            if gate.clock() >= gate.paused_until:
-                break
-            # A 429 closed the gate while this request waited for its slot: book a fresh one
-            # after the pause (the old booking stays counted, which only errs on the safe side).
+        # Every limiter holds the request from its send until its answer (see `finished`).
+        tickets: list[tuple[Limiter, int]] = []
+        try:
+            while True:
+                await gate.acquire(0)
+                for limiter, cost in limiters:
+                    tickets.append((limiter, await limiter.acquire(cost)))
+                if gate.clock() >= gate.paused_until:
+                    break
+                # A 429 closed the gate while this request waited for its slot: book a fresh
+                # one after the pause (the unsent one stays counted: errs on the safe side).
+                self._finished(tickets)
+            return await self._send(request, limiters, gate, tickets)
+        finally:
+            self._finished(tickets)
+
+    @staticmethod
+    def _finished(tickets: list[tuple[Limiter, int]]) -> None:
+        while tickets:
+            limiter, ticket = tickets.pop()
+            limiter.finished(ticket)
+
+    async def _send(
+        self,
+        request: Request,
+        limiters: list[tuple[Limiter, float]],
+        gate: Limiter,
+        tickets: list[tuple[Limiter, int]],
+    ) -> Any:
         url = self.base_urls[request.host] + request.path
         self.stats.requests += 1
         self.stats.weight += int(request.cost)
@@ -246,10 +267,12 @@ class BaseClient:
                 status = response.status
                 headers = response.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
+            self._finished(tickets)
             kind = type(exc).__name__
             raise Retryable(
                 self.error(ExchangeUnavailable, f"request failed: {kind} {exc}", request)
             ) from None
+        self._finished(tickets)  # answered: the exchange has counted it by now
         self.observe_headers(request, headers, limiters)
         try:
             return self.classify(request, status, headers, body)

@@ -1,9 +1,11 @@
 """Client-side rate limiting by each exchange's own accounting.
 
 Limiters hand out *reservations*: `reserve(cost)` books the earliest moment a request of that
-cost fits the allowance and returns it; `acquire(cost)` sleeps until then. Booking happens under
-a thread lock with no awaits, so one limiter can be shared by every client instance, task and
-event loop of the process (see `shared_limiter`). A 429 pauses the whole limiter (`pause`).
+cost fits the allowance and returns it; `acquire(cost)` sleeps until then and returns a ticket
+that the sender hands back with `finished(ticket)` once the response (or the failure) is in.
+Booking happens under a thread lock with no awaits, so one limiter can be shared by every client
+instance, task and event loop of the process (see `shared_limiter`). A 429 pauses the whole
+limiter (`pause`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from dataclasses import dataclass, replace
 Clock = Callable[[], float]
 # Float slack so that a booking lands strictly after the entry leaving the window.
 _EPSILON = 1e-6
-# A send later than its booking by more than this is re-dated (see `SlidingWindow.sent`).
-_LATE = 1e-3
+# How often a sender waiting only for in-flight answers looks again.
+_POLL = 0.005
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -40,20 +42,19 @@ class Limiter:
         """Book a request of `cost`; return the clock time at which it may be sent."""
         raise NotImplementedError
 
-    async def acquire(self, cost: float = 1.0) -> None:
-        """Wait until a request of `cost` may be sent (booked in the allowance)."""
+    async def acquire(self, cost: float = 1.0) -> int:
+        """Wait until a request of `cost` may be sent; return its ticket for `finished`."""
         while True:
             at = self.reserve(cost)
             delay = at - self.clock()
             if delay > 0:
                 await self.sleep(delay)
             if self.clock() >= self.paused_until:
-                self.sent(at, cost)
-                return
+                return 0
             # A 429 paused the limiter while waiting: the old booking stays (conservative).
 
-    def sent(self, booked_at: float, cost: float) -> None:
-        """The request booked for `booked_at` leaves now (a busy event loop may wake it late)."""
+    def finished(self, ticket: int) -> None:
+        """The request of `ticket` (from `acquire`) has its answer, or failed, or was not sent."""
 
     def pause(self, seconds: float) -> None:
         """Hold every request to this limiter for `seconds` (Retry-After of a 429/418)."""
@@ -77,9 +78,15 @@ class Unlimited(Limiter):
 class SlidingWindow(Limiter):
     """At most `limit` cost units in any window of `window` seconds.
 
-    Holds the booked (time, cost) entries of the last window. `margin` lengthens the window to
-    absorb network jitter between our send time and the exchange's receive time, and `budget`
-    (a fraction of the limit) keeps a small safety reserve.
+    The exchange counts a request when it *arrives*, which is somewhere between our send and
+    our receipt of the answer; how late depends on the network and on how busy both event loops
+    are, so no fixed margin on the send time is safe. A request therefore holds its cost from
+    the moment it is sent (`acquire`) until `window + margin` after its answer came back
+    (`finished`): the exchange's count of it has surely left its window by then. `reserve`
+    books future slots from what is known (in-flight requests as if answered now); `acquire`
+    re-checks the booking against the sent requests when it wakes, since an answer may have come
+    later than assumed, and books again if it no longer fits. `margin` is extra slack (clock
+    granularity), and `budget` (a fraction of the limit) keeps a safety reserve.
     """
 
     def __init__(
@@ -101,13 +108,18 @@ class SlidingWindow(Limiter):
         self.span = window + margin
         self.capacity = limit * budget
         self.name = name
-        self._entries: deque[tuple[float, float]] = deque()
+        # (time, cost, answered): bookings not yet sent (answered False, time = planned send)
+        # and answered requests (time = answer received), in time order.
+        self._entries: deque[tuple[float, float, bool]] = deque()
         self._total = 0.0
         self._last = 0.0
+        self._in_flight: dict[int, float] = {}  # ticket -> cost of a sent, unanswered request
+        self._flying = 0.0
+        self._tickets = 0
 
     def _expire(self, now: float) -> None:
         while self._entries and self._entries[0][0] <= now - self.span:
-            _, cost = self._entries.popleft()
+            _, cost, _ = self._entries.popleft()
             self._total -= cost
 
     def reserve(self, cost: float = 1.0) -> float:
@@ -116,55 +128,92 @@ class SlidingWindow(Limiter):
             now = self.clock()
             self._expire(now)
             at = max(now, self._last, self.paused_until)
-            total = self._total
-            # Entries are booked in time order: wait for the oldest to leave until the cost fits.
-            for booked_at, booked_cost in self._entries:
+            total = self._total + self._flying
+            # In-flight requests leave the window `span` after their answer: assume it is now.
+            timeline = [(now, c) for c in self._in_flight.values()]
+            timeline += [(t, c) for t, c, _ in self._entries]
+            timeline.sort(key=lambda entry: entry[0])
+            # Wait for the oldest entries to leave until the cost fits.
+            for booked_at, booked_cost in timeline:
                 in_window = booked_at > at - self.span
                 if in_window and total + cost <= self.capacity:
                     break
                 if in_window:
                     at = booked_at + self.span + _EPSILON
                 total -= booked_cost
-            self._entries.append((at, cost))
+            self._entries.append((at, cost, False))
             self._total += cost
             self._last = at
             return at
 
-    def sent(self, booked_at: float, cost: float) -> None:
-        """Re-date a booking to its real send time when the sender woke up late.
+    async def acquire(self, cost: float = 1.0) -> int:
+        while True:
+            at = self.reserve(cost)
+            delay = at - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            if self.clock() < self.paused_until:
+                continue  # a 429 paused the limiter meanwhile: the old booking stays
+            ticket, retry_at = self._send(at, cost)
+            while not ticket:
+                # An answer came later than the booking assumed: wait for the room it needs.
+                await self.sleep(max(retry_at - self.clock(), 0.0))
+                ticket, retry_at = self._send(None, cost)
+            return ticket
 
-        The exchange counts a request when it arrives: a request booked at `t` but sent at
-        `t + lag` stays in the exchange's window until `t + lag + window`, so a booking made
-        against the old date could land in the same window and draw a 429.
-        """
-        now = self.clock()
-        if now - booked_at <= _LATE:
-            return
-        entry = (booked_at, min(cost, self.capacity))
+    def _send(self, booked_at: float | None, cost: float) -> tuple[int, float]:
+        """Turn the booking into an in-flight request if it fits now, else (0, when to retry)."""
+        cost = min(cost, self.capacity)
         with self._lock:
-            try:
-                self._entries.remove(entry)
-            except ValueError:  # already expired
+            now = self.clock()
+            self._expire(now)
+            if booked_at is not None:
+                try:
+                    self._entries.remove((booked_at, cost, False))
+                    self._total -= cost
+                except ValueError:  # expired while its sender slept
+                    pass
+            answered = [(t, c) for t, c, done in self._entries if done]
+            used = self._flying + sum(c for _, c in answered)
+            if used + cost > self.capacity + _EPSILON:
+                retry_at = now + _POLL  # only in-flight answers can make room
+                for t, c in answered:
+                    used -= c
+                    if used + cost <= self.capacity + _EPSILON:
+                        retry_at = t + self.span + _EPSILON
+                        break
+                return 0, max(retry_at, self.paused_until)
+            self._tickets += 1
+            self._in_flight[self._tickets] = cost
+            self._flying += cost
+            return self._tickets, now
+
+    def finished(self, ticket: int) -> None:
+        """The answer is in: the request leaves the window `span` from now."""
+        with self._lock:
+            cost = self._in_flight.pop(ticket, None)
+            if cost is None:
                 return
-            bisect.insort(self._entries, (now, entry[1]))
-            self._last = max(self._last, now)
+            self._flying -= cost
+            bisect.insort(self._entries, (self.clock(), cost, True))
+            self._total += cost
 
     def used(self) -> float:
-        """Cost booked in the window ending now (including bookings not yet sent)."""
+        """Cost in the window ending now: answered, in flight and booked but not yet sent."""
         with self._lock:
             self._expire(self.clock())
-            return self._total
+            return self._total + self._flying
 
     def observe_used(self, used: float) -> None:
         with self._lock:
             now = self.clock()
             self._expire(now)
-            past = sum(c for t, c in self._entries if t <= now)
+            past = self._flying + sum(c for t, c, _ in self._entries if t <= now)
             missing = used - past
             if missing > 0:
                 # Someone else (another process) spends this allowance: book it as of now.
                 at = max(now, self._last)
-                self._entries.append((at, missing))
+                self._entries.append((at, missing, True))
                 self._total += missing
                 self._last = at
 

@@ -87,7 +87,7 @@ async def test_acquire_sleeps_until_the_booking() -> None:
     limiter = SlidingWindow(2, 1.0, margin=0.0, clock=clock, sleep=clock.sleep)
     start = clock.now
     for _ in range(5):
-        await limiter.acquire()
+        limiter.finished(await limiter.acquire())  # answered at once
     assert abs(clock.now - start - 2.0) < 1e-3
 
 
@@ -144,10 +144,34 @@ async def test_concurrent_acquirers_share_one_allowance() -> None:
     sent: list[float] = []
 
     async def one() -> None:
-        await limiter.acquire()
+        ticket = await limiter.acquire()
         sent.append(loop.time())
+        limiter.finished(ticket)
 
     await asyncio.gather(*(one() for _ in range(25)))
     sent.sort()
     for i, t in enumerate(sent):
         assert sum(1 for u in sent[: i + 1] if u > t - 0.5) <= 10
+
+
+async def test_late_arrivals_never_overrun_the_exchange_window() -> None:
+    """Regression: the exchange counts a request on arrival, which can trail the send by more
+    than the margin (busy event loops). The first batch lands 0.1 s late (margin 0.02): a limiter
+    that dates requests by their send time books the next batch inside the exchange's window."""
+    from clients.sandbox.limits import SlidingWindow as ExchangeWindow
+
+    window = 0.5
+    limiter = SlidingWindow(4, window, margin=0.02)
+    exchange = ExchangeWindow(4, window)
+    loop = asyncio.get_running_loop()
+    refused: list[int] = []
+
+    async def one(i: int) -> None:
+        ticket = await limiter.acquire()
+        await asyncio.sleep(0.1 if i < 4 else 0.0)  # in transit
+        if exchange.check("ip", loop.time()).status:
+            refused.append(i)
+        getattr(limiter, "finished", lambda _: None)(ticket)  # the answer is in
+
+    await asyncio.gather(*(one(i) for i in range(12)))
+    assert refused == []
