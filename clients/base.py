@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -94,7 +95,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-class BaseClient:
+class BaseClient(ABC):
     """Session, shared limiters, tenacity retries and stats; exchanges add endpoints."""
 
     exchange: Exchange
@@ -182,14 +183,15 @@ class BaseClient:
         self, request: Request, headers: Mapping[str, str], limiters: list[tuple[Limiter, float]]
     ) -> None:
         """Align limiters with usage headers the exchange sends (Binance)."""
+        return None  # only exchanges that send usage headers override this
 
     # -- requests --------------------------------------------------------------------------
 
+    @abstractmethod
     def classify(
         self, request: Request, status: int, headers: Mapping[str, str], body: bytes
     ) -> Any:
         """Decode a response or raise: `Retryable` for transient failures, else ExchangeError."""
-        raise NotImplementedError
 
     def error(
         self,
@@ -343,9 +345,9 @@ class BaseClient:
 
     # -- instruments -----------------------------------------------------------------------
 
+    @abstractmethod
     async def fetch_instruments(self, kind: MarketKind) -> pl.DataFrame:
         """Bronze instruments frame of one kind straight from the exchange."""
-        raise NotImplementedError
 
     async def instruments(self, kind: MarketKind) -> pl.DataFrame:
         """Bronze instruments frame for every listing of that kind (cached per client)."""
@@ -383,23 +385,23 @@ class BaseClient:
 
     # -- datasets (ExchangeClient protocol; each exchange implements them) -----------------
 
+    @abstractmethod
     async def ohlcv(
         self, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> pl.DataFrame:
         """Closed spot candles with open time in [start, end)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Perpetual funding events with funding time in [start, end)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Perpetual open-interest history at `OPEN_INTEREST_PERIOD` in [start, end)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def open_interest_snapshot(self, symbol: str) -> pl.DataFrame:
         """The current open interest of a perpetual (one row, source=snapshot)."""
-        raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------
 

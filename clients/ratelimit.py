@@ -15,6 +15,7 @@ import bisect
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ _POLL = 0.005
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class Limiter:
+class Limiter(ABC):
     """Interface shared by the limiters below."""
 
     name: str = "limiter"
@@ -38,9 +39,9 @@ class Limiter:
         self.paused_until = 0.0
         self._lock = threading.Lock()
 
+    @abstractmethod
     def reserve(self, cost: float = 1.0) -> float:
         """Book a request of `cost`; return the clock time at which it may be sent."""
-        raise NotImplementedError
 
     async def acquire(self, cost: float = 1.0) -> int:
         """Wait until a request of `cost` may be sent; return its ticket for `finished`."""
@@ -55,6 +56,7 @@ class Limiter:
 
     def finished(self, ticket: int) -> None:
         """The request of `ticket` (from `acquire`) has its answer, or failed, or was not sent."""
+        return None  # windows that hold slots until the answer override this
 
     def pause(self, seconds: float) -> None:
         """Hold every request to this limiter for `seconds` (Retry-After of a 429/418)."""
@@ -63,6 +65,7 @@ class Limiter:
 
     def observe_used(self, used: float) -> None:
         """Align with the exchange's own usage counter (e.g. X-MBX-USED-WEIGHT-1M)."""
+        return None  # only weight windows track the exchange's counter
 
 
 class Unlimited(Limiter):
