@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from models.enums import Dataset, Exchange, Layer
+from models.enums import Exchange, Layer
 from models.requests import PartitionSpec, RunRequest
 from storage import PartitionKey, Warehouse
 from tasks.runtime import run_logger
@@ -174,7 +174,3 @@ def summary_table(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: str(r["partition"]))
-
-
-def datasets_in(request: RunRequest) -> list[Dataset]:
-    return list(request.datasets)

@@ -11,11 +11,7 @@ import polars as pl
 from models.enums import OPEN_INTEREST_PERIOD, Exchange, Interval
 from models.silver import SILVER_KEYS, SILVER_SCHEMAS
 from tasks.transform.common import dedup_latest
-from tasks.transform.coverage import (
-    gridless_coverage,
-    ohlcv_coverage,
-    open_interest_coverage,
-)
+from tasks.transform.coverage import build_coverage
 from tasks.transform.funding import normalize_funding
 from tasks.transform.instruments import normalize_instruments
 from tasks.transform.ohlcv import normalize_ohlcv, resample_ohlcv
@@ -86,41 +82,21 @@ def _coverage(
     now: datetime | None,
     listed_since: dict[str, datetime] | None,
 ) -> pl.DataFrame:
-    if dataset == "ohlcv" and interval is not None:
-        return ohlcv_coverage(
-            good,
-            exchange=exchange,
-            interval=interval,
-            day=day,
-            symbols=symbols,
-            quarantined=quarantine,
-            closed=closed,
-            complete=complete,
-            now=now,
-            listed_since=listed_since,
-        )
-    if dataset == "open_interest":
-        return open_interest_coverage(
-            good,
-            exchange=exchange,
-            day=day,
-            symbols=symbols,
-            quarantined=quarantine,
-            closed=closed,
-            complete=complete,
-            now=now,
-            listed_since=listed_since,
-        )
-    return gridless_coverage(
+    """Coverage against the dataset's grid: the candle interval, the hourly open-interest
+    period, or none (funding, instruments)."""
+    grid = {"ohlcv": interval, "open_interest": OPEN_INTEREST_PERIOD}.get(dataset)
+    return build_coverage(
         dataset,
         good,
         exchange=exchange,
+        grid=grid,
         day=day,
         symbols=symbols,
         quarantined=quarantine,
         closed=closed,
         complete=complete,
         now=now,
+        listed_since=listed_since,
     )
 
 
