@@ -45,23 +45,37 @@ class PipelineFailed(Exception):
             raise cls(f"{len(failures)} {layer} partition(s) failed: " + " | ".join(failures))
 
 
-def coverage_status(
-    warehouse: Warehouse, layer: Layer, request: RunRequest
-) -> dict[tuple[str, str, str | None, date], set[str]]:
-    """Complete symbols per (exchange, dataset, interval, day), from one coverage query."""
+StatusKey = tuple[str, str, str | None, date]
+
+
+@dataclass
+class CoverageStatus:
+    """What the coverage index says about a request's partitions (one query)."""
+
+    complete: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    stamps: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    records: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def coverage_status(warehouse: Warehouse, layer: Layer, request: RunRequest) -> CoverageStatus:
+    """Complete symbols and recorded file stamps per (exchange, dataset, interval, day)."""
     records = warehouse.coverage.query(layer=layer, start=request.days.start, end=request.days.end)
-    out: dict[tuple[str, str, str | None, date], set[str]] = defaultdict(set)
+    status = CoverageStatus(records=records)
     if records.is_empty():
-        return out
-    done = records.filter(pl.col("complete")).select(
-        "exchange", "dataset", "interval", "day", "symbol"
-    )
-    for exchange, dataset, interval, day, symbol in done.iter_rows():
-        out[(exchange, dataset, interval, day)].add(symbol)
-    return out
+        return status
+    columns = ("exchange", "dataset", "interval", "day", "symbol", "complete", "file_stamp")
+    for exchange, dataset, interval, day, symbol, complete, stamp in records.select(
+        columns
+    ).iter_rows():
+        key = (exchange, dataset, interval, day)
+        if complete:
+            status.complete[key].add(symbol)
+        if stamp is not None:
+            status.stamps[key].add(stamp)
+    return status
 
 
-def _status_key(spec: PartitionSpec) -> tuple[str, str, str | None, date]:
+def _status_key(spec: PartitionSpec) -> StatusKey:
     return (
         spec.exchange.value,
         spec.dataset.value,
@@ -92,17 +106,62 @@ def partition_key(layer: Layer, spec: PartitionSpec) -> PartitionKey:
 
 
 def damaged_partitions(
-    warehouse: Warehouse, layer: Layer, specs: Sequence[PartitionSpec]
+    warehouse: Warehouse,
+    layer: Layer,
+    specs: Sequence[PartitionSpec],
+    status: CoverageStatus | None = None,
 ) -> dict[PartitionSpec, str]:
-    """The specs whose stored file exists but fails `Warehouse.validate` (checked in threads)."""
+    """The specs whose stored file exists but fails `Warehouse.validate`.
+
+    A file still carrying a stamp recorded in coverage when it was written (or last checked)
+    is the whole file that was written and is not read back; the others are read back in
+    threads, and those that pass get their stamp recorded so the next plan skips them.
+    """
+    status = status or CoverageStatus()
+    keys = {spec: partition_key(layer, spec) for spec in specs}
+    current = warehouse.stamps(list(keys.values()))
+    suspect = [
+        spec
+        for spec, key in keys.items()
+        if key in current and current[key] not in status.stamps.get(_status_key(spec), set())
+    ]
 
     def check(spec: PartitionSpec) -> str | None:
-        key = partition_key(layer, spec)
-        return warehouse.validate(key) if warehouse.exists(key) else None
+        return warehouse.validate(keys[spec])
 
     with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
-        problems = list(pool.map(check, specs))
-    return {spec: why for spec, why in zip(specs, problems, strict=True) if why}
+        problems = list(pool.map(check, suspect))
+    damaged = {spec: why for spec, why in zip(suspect, problems, strict=True) if why}
+    checked = {_status_key(s): current[keys[s]] for s in suspect if s not in damaged}
+    _record_checked_stamps(warehouse, status.records, checked)
+    return damaged
+
+
+def _record_checked_stamps(
+    warehouse: Warehouse, records: pl.DataFrame, checked: dict[StatusKey, str]
+) -> None:
+    """Re-publish the coverage records of files that read back whole, with their stamp.
+
+    `updated_at` is kept, so a record written meanwhile by a newer fetch still wins.
+    """
+    if not checked or records.is_empty():
+        return
+    stamps = pl.DataFrame(
+        [(*key, stamp) for key, stamp in checked.items()],
+        schema={
+            "exchange": pl.String(),
+            "dataset": pl.String(),
+            "interval": pl.String(),
+            "day": pl.Date(),
+            "checked_stamp": pl.String(),
+        },
+        orient="row",
+    )
+    restamped = records.join(
+        stamps, on=["exchange", "dataset", "interval", "day"], how="inner", nulls_equal=True
+    ).with_columns(pl.col("checked_stamp").alias("file_stamp"))
+    if not restamped.is_empty():
+        warehouse.coverage.upsert(restamped.drop("checked_stamp"))
 
 
 def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
@@ -115,9 +174,10 @@ def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
     todo: list[PartitionSpec] = []
     complete: list[PartitionSpec] = []
     for spec in specs:
-        done = set(request.symbols_for(spec.dataset)) <= status.get(_status_key(spec), set())
+        wanted = set(request.symbols_for(spec.dataset))
+        done = wanted <= status.complete.get(_status_key(spec), set())
         (complete if done else todo).append(spec)
-    damaged = damaged_partitions(warehouse, layer, complete)
+    damaged = damaged_partitions(warehouse, layer, complete, status)
     log = run_logger()
     for spec, why in damaged.items():
         log.warning("%s %s is damaged, redoing it: %s", layer.value, spec.label, why)

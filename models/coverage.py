@@ -9,6 +9,9 @@ truth read by backfill planning, resume, `crypto-pipeline coverage` and run repo
 - `closed`: the day had ended when the data was fetched.
 - `complete`: closed, and the fetch for that day finished without error, so the exchange's
   answer is final (gaps in a complete day are the exchange's own and are not re-fetched).
+- `file_stamp`: the stamp (`storage.fs.Store.stamps`) of the partition file as written with
+  this record, or null. While the file still carries it, the file is the one that was written
+  whole, so planning need not read it back to check it (`Warehouse.damaged`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ COVERAGE_SCHEMA = pl.Schema(
         "closed": pl.Boolean(),
         "complete": pl.Boolean(),
         "updated_at": UTC_MS,
+        "file_stamp": pl.String(),
     }
 )
+
+# Columns a record may lack (files written before they existed): they read back as null.
+OPTIONAL_COLUMNS = ("file_stamp",)
 
 COVERAGE_KEY = ("layer", "dataset", "exchange", "symbol", "interval", "day")

@@ -28,7 +28,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from models.coverage import COVERAGE_KEY, COVERAGE_SCHEMA
+from models.coverage import COVERAGE_KEY, COVERAGE_SCHEMA, OPTIONAL_COLUMNS
 from models.dates import DateRange
 from models.enums import Layer
 from storage.fs import Store
@@ -41,8 +41,17 @@ COMPACT_EVERY = 64
 _LOAD_ATTEMPTS = 5
 
 
+def with_optional_columns(records: pl.DataFrame) -> pl.DataFrame:
+    """Records with every `OPTIONAL_COLUMNS` column present (null where absent)."""
+    absent = [c for c in OPTIONAL_COLUMNS if c not in records.columns]
+    if not absent:
+        return records
+    return records.with_columns(pl.lit(None, COVERAGE_SCHEMA[c]).alias(c) for c in absent)
+
+
 def normalize(records: pl.DataFrame) -> pl.DataFrame:
     """Coverage records in `COVERAGE_SCHEMA` column order and types; refuses incomplete keys."""
+    records = with_optional_columns(records)
     missing = [c for c in COVERAGE_SCHEMA if c not in records.columns]
     if missing:
         raise ValueError(f"coverage records lack columns {missing}")
@@ -297,5 +306,5 @@ class CoverageIndex:
     def _read(self, name: str) -> pl.DataFrame:
         cached = self._cache.files.get(name)
         if cached is None:
-            cached = decode(self._store.read_bytes(name))
+            cached = with_optional_columns(decode(self._store.read_bytes(name)))
         return cached

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -136,6 +136,30 @@ class Store:
 
     def exists(self, rel: str) -> bool:
         return self.info(rel).type == pafs.FileType.File
+
+    def stamps(self, rels: Sequence[str]) -> dict[str, str]:
+        """A stamp per existing file that changes whenever the file is replaced or rewritten.
+
+        Local: size, mtime in ns and inode (an atomic replace always brings a new inode).
+        S3: size and LastModified (what a HEAD returns). Missing files are left out.
+        """
+        if not rels:
+            return {}
+        if not self.location.is_s3:
+            out = {}
+            for rel in rels:
+                try:
+                    st = os.stat(self.full(rel))
+                except FileNotFoundError:
+                    continue
+                out[rel] = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            return out
+        infos = self.fs.get_file_info([self.full(rel) for rel in rels])
+        return {
+            rel: f"{info.size}:{info.mtime_ns}"
+            for rel, info in zip(rels, infos, strict=True)
+            if info.type == pafs.FileType.File
+        }
 
     def open_input(self, rel: str) -> pa.NativeFile:
         return self.fs.open_input_file(self.full(rel))

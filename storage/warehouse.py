@@ -7,6 +7,7 @@ day, or `force`), the file is removed, so "no file" always means "no data".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -32,6 +33,11 @@ class WriteResult:
     rows: int
     bytes: int
     previous_rows: int | None  # rows in the file this write replaced, None if there was none
+    stamp: str | None = None  # the written file's stamp (`Store.stamps`); None: no file
+
+    def stamp_records(self, records: pl.DataFrame) -> pl.DataFrame:
+        """Coverage records of this partition marked with the stamp of the file just written."""
+        return records.with_columns(pl.lit(self.stamp, pl.String()).alias("file_stamp"))
 
 
 class ShrinkRefused(Exception):
@@ -117,7 +123,8 @@ class Warehouse:
         meta = file_metadata(key, table.num_rows, closed=closed, window=window)
         data = encode(table, meta)
         self._store.put_bytes(key.path, data)
-        return WriteResult(key, self.path(key), table.num_rows, len(data), previous)
+        stamp = self._store.stamps([key.path]).get(key.path)
+        return WriteResult(key, self.path(key), table.num_rows, len(data), previous, stamp)
 
     def _previous_rows(self, key: PartitionKey) -> int | None:
         """Rows in the current file; a corrupt file counts as absent so it can be repaired."""
@@ -157,6 +164,11 @@ class Warehouse:
 
     def exists(self, key: PartitionKey) -> bool:
         return self._store.exists(key.path)
+
+    def stamps(self, keys: Sequence[PartitionKey]) -> dict[PartitionKey, str]:
+        """The current stamp of each key's file (`Store.stamps`); keys without a file left out."""
+        by_path = self._store.stamps([k.path for k in keys])
+        return {k: by_path[k.path] for k in keys if k.path in by_path}
 
     def dataset_path(self, layer: Layer | str, dataset: str) -> str:
         """URI of a dataset's directory, for polars/DuckDB/pyarrow with hive partitioning."""

@@ -23,7 +23,7 @@ from models.enums import (
     MarketKind,
 )
 from models.requests import PartitionSpec
-from storage import PartitionKey, ShrinkRefused, Warehouse
+from storage import PartitionKey, ShrinkRefused, Warehouse, WriteResult
 from tasks.runtime import run_logger, shared_client
 
 
@@ -210,30 +210,30 @@ async def fetch_partition(
         else schema_frame
     )
     new_rows = pl.concat(frames, how="vertical_relaxed") if frames else schema_frame
+    written: WriteResult | None = None
     if summary.symbols_fetched or kept is not None:
         window = (day_start(spec.day), day_start(spec.day) + timedelta(days=1))
         try:
-            result = warehouse.write(
+            written = warehouse.write(
                 key, merged, closed=closed, window=window, force=force or repair
             )
-            summary.path = result.path
-            summary.rows = result.rows
+            summary.path = written.path
+            summary.rows = written.rows
         except ShrinkRefused as exc:
             for sym in summary.symbols_fetched:
                 summary.failures[sym] = str(exc)
             summary.symbols_fetched = []
     coverage_symbols = summary.symbols_fetched + summary.symbols_not_listed
     if coverage_symbols:
-        warehouse.coverage.upsert(
-            bronze_coverage(
-                spec,
-                new_rows,
-                coverage_symbols,
-                closed=closed,
-                failed=set(summary.failures),
-                now=now,
-            )
+        records = bronze_coverage(
+            spec,
+            new_rows,
+            coverage_symbols,
+            closed=closed,
+            failed=set(summary.failures),
+            now=now,
         )
+        warehouse.coverage.upsert(written.stamp_records(records) if written else records)
     if summary.failures:
         raise PartitionFetchFailed(summary)
     return summary

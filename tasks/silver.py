@@ -127,7 +127,7 @@ def build_partition(
         warehouse.write(silver_key(spec, Layer.QUARANTINE), quarantine, closed=False, force=True)
     summary.quarantined = quarantine.height
     if not coverage.is_empty():
-        warehouse.coverage.upsert(coverage)
+        warehouse.coverage.upsert(result.stamp_records(coverage))
         gaps = coverage.select(pl.col("gaps").list.len().sum()).item()
         summary.gaps = int(gaps or 0)
         summary.gap_minutes = _gap_minutes(coverage)

@@ -23,13 +23,13 @@ def _coverage() -> pl.DataFrame:
 
     rows = [
         ("silver", "ohlcv", "binance", "BTCUSDT", "1m", date(2024, 1, 1), 1430, 1440,
-         [{"start": ts(3), "end": ts(3, 10)}], 2, True, True, ts(23)),
+         [{"start": ts(3), "end": ts(3, 10)}], 2, True, True, ts(23), None),
         ("silver", "ohlcv", "okx", "BTCUSDT", "1m", date(2024, 1, 1), 1440, 1440, [], 0,
-         True, True, ts(23)),
+         True, True, ts(23), None),
         ("silver", "funding", "okx", "BTCUSDT", None, date(2024, 1, 1), 2, 3,
-         [{"start": ts(8), "end": ts(16)}], 0, True, True, ts(23)),
+         [{"start": ts(8), "end": ts(16)}], 0, True, True, ts(23), None),
         ("bronze", "ohlcv", "okx", "BTCUSDT", "1m", date(2024, 1, 1), 1, 1440, [], 0,
-         True, True, ts(23)),
+         True, True, ts(23), None),
     ]  # fmt: skip
     return pl.DataFrame(rows, schema=COVERAGE_SCHEMA, orient="row")
 

@@ -93,3 +93,36 @@ def test_planning_reports_a_damaged_partition(
     assert [s.label for s in planned] == ["okx/ohlcv/1h/2024-02-29"]
     assert "unreadable Parquet" in next(iter(planned.damaged.values()))
     assert plan(wh, Layer.SILVER, request) == []
+
+
+def test_planning_reads_back_only_files_not_written_whole(
+    sandbox: Any, warehouse_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files still carrying the stamp recorded when they were written are not re-read; a file
+    changed since is read back once, and its stamp is recorded when it passes."""
+    from flows.common import plan
+    from models.requests import RunRequest
+    from models.settings import load_settings
+
+    monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", sandbox.url)
+    assert backfill().is_completed()
+    checked: list[PartitionKey] = []
+    real_validate = Warehouse.validate
+
+    def counting(self: Warehouse, key: PartitionKey) -> str | None:
+        checked.append(key)
+        return real_validate(self, key)
+
+    monkeypatch.setattr(Warehouse, "validate", counting)
+    wh = Warehouse(str(warehouse_dir))
+    request = RunRequest.build(start=DAYS[0], end=DAYS[1], settings=load_settings(), **PICK)
+    assert plan(wh, Layer.BRONZE, request) == [] and plan(wh, Layer.SILVER, request) == []
+    assert checked == []
+
+    touched = key(Layer.SILVER, "binance", DAYS[0])
+    path = Path(wh.path(touched))
+    path.write_bytes(path.read_bytes())  # same bytes, but not the file that was written
+    assert plan(wh, Layer.SILVER, request) == []
+    assert checked == [touched]
+    assert plan(wh, Layer.SILVER, request) == []  # passed once: its stamp is now recorded
+    assert checked == [touched]

@@ -20,6 +20,7 @@ from storage import Warehouse, merge_days, summarize
 from storage import coverage as coverage_module
 from storage.coverage import CoverageIndex, latest, normalize, overlay
 from storage.fs import Store
+from storage.parquet import encode
 from tests.storage import coverage_worker
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -259,6 +260,7 @@ def years_of_records() -> pl.DataFrame:
         closed=pl.lit(True),
         complete=pl.lit(True),
         updated_at=pl.lit(T0, COVERAGE_SCHEMA["updated_at"]),
+        file_stamp=pl.lit(None, pl.String()),
     ).select(list(COVERAGE_SCHEMA))
 
 
@@ -336,3 +338,17 @@ def test_overlay_equals_a_full_merge(
         .sort(order)
         .equals(latest(pl.concat([snapshot, fragments])).sort(order))
     )
+
+
+def test_records_written_before_file_stamps_read_back_with_a_null_stamp(
+    warehouse: Warehouse,
+) -> None:
+    old = frame(rec("BTCUSDT", date(2024, 1, 1))).drop("file_stamp")
+    warehouse.store.put_bytes(
+        "_coverage/fragments/00000000000000000001-old.parquet", encode(old.to_arrow())
+    )
+    records = warehouse.coverage.records()
+    assert records.schema == COVERAGE_SCHEMA
+    assert records.get_column("file_stamp").to_list() == [None]
+    warehouse.coverage.upsert(frame(rec("ETHUSDT", date(2024, 1, 1))))
+    assert warehouse.coverage.records().height == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -216,6 +217,20 @@ def test_rewrite_replaces_the_file(warehouse: Warehouse) -> None:
     assert warehouse.list_keys(Layer.SILVER, "ohlcv") == [k]
     assert warehouse.store.list_files("silver") == [k.path]
     assert_frame_equal(_stored(warehouse, k), second)
+
+
+def test_stamp_names_the_written_file_and_changes_when_it_is_replaced(
+    warehouse: Warehouse,
+) -> None:
+    k, other = key(interval="1h"), key(interval="1h", day=D2)
+    frame = frames.ohlcv("binance", "1h", D1, candles=24, seed=1)
+    first = warehouse.write(k, frame, closed=True)
+    assert first.stamp and warehouse.stamps([k, other]) == {k: first.stamp}
+    time.sleep(1.1)  # S3's LastModified counts whole seconds
+    again = warehouse.write(k, frame, closed=True)  # identical bytes, still a new file
+    assert again.stamp and again.stamp != first.stamp
+    assert warehouse.stamps([k]) == {k: again.stamp}
+    assert warehouse.write(other, frame.clear(), closed=True).stamp is None
 
 
 def test_file_carries_format_and_provenance(warehouse: Warehouse) -> None:
