@@ -35,16 +35,72 @@ def _days(start: str, end: str) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
-    """The backfill of `flows.backfill.run_backfill`, minus Prefect: same functions, same order."""
+async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
+    """`flows.bronze.run_bronze` minus Prefect: instruments, plan, bounded fetches."""
     from flows.common import PER_EXCHANGE_CONCURRENCY, plan
     from flows.listings import has_fresh_snapshot
-    from flows.silver import _native_first
-    from models.enums import Dataset, Layer
+    from models.enums import Layer
+    from tasks import bronze
+
+    for exchange in request.exchanges:
+        if not has_fresh_snapshot(warehouse, exchange):
+            await bronze.fetch_instruments(
+                exchange, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
+            )
+    limits: dict[Any, asyncio.Semaphore] = defaultdict(
+        lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
+    )
+
+    async def fetch(spec: Any) -> Any:
+        async with limits[spec.exchange]:
+            return await bronze.fetch_partition(
+                spec,
+                list(request.symbols_for(spec.dataset)),
+                warehouse_uri=settings.warehouse,
+                sandbox_url=settings.sandbox_url,
+            )
+
+    specs = plan(warehouse, Layer.BRONZE, request)
+    results = await asyncio.gather(*(fetch(s) for s in specs), return_exceptions=True)
+    failures = [str(r) for r in results if isinstance(r, BaseException)]
+    rows = sum(r.rows for r in results if not isinstance(r, BaseException))
+    return rows, failures
+
+
+async def direct_silver(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
+    """`flows.silver.build_days` minus Prefect: plan, then one `build_day` per day, bounded."""
+    from flows.common import plan
+    from flows.silver import DAYS_AT_ONCE
+    from models.enums import Layer
+    from tasks.silver_day import build_day
+
+    by_day: dict[date, list[Any]] = defaultdict(list)
+    for spec in plan(warehouse, Layer.SILVER, request):
+        by_day[spec.day].append(spec)
+    symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
+    gate = asyncio.Semaphore(DAYS_AT_ONCE)
+
+    async def build(day: date, specs: list[Any]) -> Any:
+        async with gate:
+            return await asyncio.to_thread(
+                build_day,
+                day,
+                specs,
+                symbols,
+                list(request.exchanges),
+                warehouse_uri=settings.warehouse,
+            )
+
+    built = await asyncio.gather(*(build(d, s) for d, s in sorted(by_day.items())))
+    rows = sum(int(p["rows"]) for day in built for p in day.partitions)
+    return rows, [f for day in built for f in day.failures]
+
+
+async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
+    """The backfill of `flows.backfill.run_backfill`, minus Prefect: same functions, same order."""
     from models.requests import RunRequest
     from models.settings import load_settings
     from storage import Warehouse
-    from tasks import bronze, silver
     from tasks.runtime import client_stats, close_clients
 
     settings = load_settings()
@@ -55,7 +111,6 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
     fetch_s = silver_s = 0.0
     bronze_rows = silver_rows = 0
     failures: list[str] = []
-    requests: dict[str, int] = defaultdict(int)
     for i in range(0, len(days), step):
         part = days[i : i + step]
         request = RunRequest.build(
@@ -67,73 +122,17 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
             intervals=job.get("intervals", ["1m"]),
             datasets=job.get("datasets", ["ohlcv"]),
         )
-        limits: dict[Any, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
-        )
         t0 = time.perf_counter()
-        for exchange in request.exchanges:
-            if not has_fresh_snapshot(warehouse, exchange):
-                await bronze.fetch_instruments(
-                    exchange, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
-                )
-
-        async def fetch(spec: Any, request: RunRequest = request, limits: Any = limits) -> Any:
-            async with limits[spec.exchange]:
-                return await bronze.fetch_partition(
-                    spec,
-                    list(request.symbols_for(spec.dataset)),
-                    warehouse_uri=settings.warehouse,
-                    sandbox_url=settings.sandbox_url,
-                )
-
-        results = await asyncio.gather(
-            *(fetch(s) for s in plan(warehouse, Layer.BRONZE, request)), return_exceptions=True
-        )
-        for r in results:
-            if isinstance(r, BaseException):
-                failures.append(str(r))
-            else:
-                bronze_rows += r.rows
-        for name, s in client_stats().items():
-            requests[name] = s["requests"]
+        rows, failed = await direct_bronze(request, settings, warehouse)
+        bronze_rows += rows
+        failures += failed
         t1 = time.perf_counter()
-
-        async def build(spec: Any, request: RunRequest = request, limits: Any = limits) -> Any:
-            async with limits[spec.exchange]:
-                return await asyncio.to_thread(
-                    silver.build_partition,
-                    spec,
-                    list(request.symbols_for(spec.dataset)),
-                    warehouse_uri=settings.warehouse,
-                )
-
-        specs = plan(warehouse, Layer.SILVER, request)
-        native, derived = _native_first(specs)
-        summaries = list(await asyncio.gather(*(build(s) for s in native)))
-        summaries += await asyncio.gather(*(build(s) for s in derived))
-        silver_rows += sum(s.rows for s in summaries)
-        aggregates = sorted(
-            {(s.interval, s.day) for s in specs if s.dataset is Dataset.OHLCV and s.interval},
-            key=lambda t: (t[1], t[0].ms),
-        )
-        gate = asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
-
-        async def aggregate(
-            interval: Any, day: date, request: RunRequest = request, gate: Any = gate
-        ) -> Any:
-            async with gate:
-                return await asyncio.to_thread(
-                    silver.build_aggregate,
-                    interval,
-                    day,
-                    list(request.exchanges),
-                    warehouse_uri=settings.warehouse,
-                )
-
-        await asyncio.gather(*(aggregate(i, d) for i, d in aggregates))
-        t2 = time.perf_counter()
+        rows, failed = await direct_silver(request, settings, warehouse)
+        silver_rows += rows
+        failures += failed
         fetch_s += t1 - t0
-        silver_s += t2 - t1
+        silver_s += time.perf_counter() - t1
+    requests = {name: s["requests"] for name, s in client_stats().items()}
     await close_clients()
     return {
         "wall_s": fetch_s + silver_s,
@@ -141,7 +140,7 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
         "silver_s": silver_s,
         "bronze_rows": bronze_rows,
         "silver_rows": silver_rows,
-        "requests": dict(requests),
+        "requests": requests,
         "failures": failures[:5],
     }
 

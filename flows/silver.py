@@ -10,26 +10,19 @@ import polars as pl
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.events import emit_event
-from prefect.states import State
 
-from flows.common import PER_EXCHANGE_CONCURRENCY, PipelineFailed, plan, run_bounded
+from flows.common import Outcome, PipelineFailed, plan
 from flows.listings import latest_instruments
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
-from models.requests import NATIVE_INTERVALS, PartitionSpec, RunRequest
+from models.requests import PartitionSpec, RunRequest
 from models.settings import Settings, load_settings
 from storage import PartitionKey, Warehouse
-from tasks.prefect_tasks import build_aggregate_task, build_silver_task
+from tasks.prefect_tasks import build_silver_day_task
+from tasks.silver_day import SilverDayFailed
 from tasks.transform.silver import build_silver
 
 SILVER_COMPLETED_EVENT = "crypto-pipeline.silver.completed"
-
-
-def _native_first(specs: list[PartitionSpec]) -> tuple[list[PartitionSpec], list[PartitionSpec]]:
-    """Split into partitions built from bronze and those resampled from other silver."""
-    native = [s for s in specs if s.interval is None or s.interval in NATIVE_INTERVALS[s.exchange]]
-    derived = [s for s in specs if s not in native]
-    return native, derived
 
 
 def build_instruments(request: RunRequest, warehouse: Warehouse) -> int:
@@ -91,53 +84,61 @@ def quality_markdown(
     return "\n".join(lines)
 
 
-async def run_silver(request: RunRequest, settings: Settings) -> dict[str, Any]:
-    """Build every silver partition not yet complete, then the cross-exchange aggregates."""
-    warehouse = Warehouse(settings.warehouse)
-    specs = plan(warehouse, Layer.SILVER, request)
-    native, derived = _native_first(specs)
+# Days built at once: enough to overlap orchestration latency with other days' work.
+DAYS_AT_ONCE = 4
+
+
+async def build_days(
+    request: RunRequest, settings: Settings, specs: list[PartitionSpec]
+) -> tuple[Outcome, int]:
+    """One task per day with planned partitions; returns their outcome and aggregates built."""
+    by_day: dict[date, list[PartitionSpec]] = {}
+    for spec in specs:
+        by_day.setdefault(spec.day, []).append(spec)
+    symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
     progress = Progress(stage="silver", total=len(specs))
     publish(progress)
+    gate = asyncio.Semaphore(DAYS_AT_ONCE)
+    outcome = Outcome()
+    aggregates = 0
 
-    async def call(spec: PartitionSpec) -> State[Any]:
-        return await build_silver_task(  # type: ignore[misc]
-            spec,
-            list(request.symbols_for(spec.dataset)),
-            settings.warehouse,
-            request.force,
-            return_state=True,
-        )
-
-    def done(spec: PartitionSpec, state: State[Any]) -> None:
-        progress.done += 1
-        progress.failed += 0 if state.is_completed() else 1
+    async def one(day: date, day_specs: list[PartitionSpec]) -> None:
+        nonlocal aggregates
+        async with gate:
+            state = await build_silver_day_task(  # type: ignore[misc]
+                day,
+                day_specs,
+                symbols,
+                list(request.exchanges),
+                settings.warehouse,
+                request.force,
+                return_state=True,
+            )
+        try:
+            result = await state.aresult()
+        except SilverDayFailed as exc:
+            result = exc.result.as_dict()
+        except Exception as exc:
+            outcome.failures.append(f"silver {day}: {type(exc).__name__}: {exc}")
+            result = None
+        if result is not None:
+            outcome.summaries.extend(result["partitions"])
+            outcome.failures.extend(result["failures"])
+            aggregates += len(result["aggregates"])
+        progress.done += len(day_specs)
+        progress.failed += 0 if state.is_completed() else len(day_specs)
         publish(progress)
 
-    outcome = await run_bounded(native, call, on_done=done)
-    outcome.extend(await run_bounded(derived, call, on_done=done))
-    outcome.failures += [
-        f"{s['partition']}: {s['error']}" for s in outcome.summaries if s.get("error")
-    ]
+    await asyncio.gather(*(one(day, day_specs) for day, day_specs in sorted(by_day.items())))
+    return outcome, aggregates
 
-    aggregates = sorted(
-        {(s.interval, s.day) for s in specs if s.dataset is Dataset.OHLCV and s.interval},
-        key=lambda t: (t[1], t[0].ms),
-    )
-    # Aggregates write distinct partitions: run a few at once, as the partitions above, so
-    # per-task orchestration latency overlaps with other aggregates' work.
-    gate = asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
 
-    async def aggregate(interval: Interval, day: date) -> str | None:
-        async with gate:
-            state = await build_aggregate_task(  # type: ignore[misc]
-                interval, day, list(request.exchanges), settings.warehouse, return_state=True
-            )
-        if state.is_completed():
-            return None
-        return f"aggregated/ohlcv/{interval.value}/{day}: {state.message}"
-
-    failed = await asyncio.gather(*(aggregate(interval, day) for interval, day in aggregates))
-    outcome.failures += [f for f in failed if f]
+async def run_silver(request: RunRequest, settings: Settings) -> dict[str, Any]:
+    """Build every silver partition not yet complete, and the cross-exchange aggregates of
+    the days and intervals rebuilt, one task per day."""
+    warehouse = Warehouse(settings.warehouse)
+    specs = plan(warehouse, Layer.SILVER, request)
+    outcome, aggregates = await build_days(request, settings, specs)
     instruments_rows = (
         build_instruments(request, warehouse) if Dataset.INSTRUMENTS in request.datasets else 0
     )
@@ -157,7 +158,7 @@ async def run_silver(request: RunRequest, settings: Settings) -> dict[str, Any]:
         "rows": sum(int(s.get("rows", 0)) for s in outcome.summaries),
         "quarantined": sum(int(s.get("quarantined", 0)) for s in outcome.summaries),
         "gaps": sum(int(s.get("gaps", 0)) for s in outcome.summaries),
-        "aggregates": len(aggregates),
+        "aggregates": aggregates,
         "instruments": instruments_rows,
         "failures": outcome.failures,
     }

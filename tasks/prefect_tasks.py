@@ -15,10 +15,10 @@ from prefect.tasks import exponential_backoff
 
 from clients.protocol import BadRequest, UnknownSymbol
 from models.dates import is_closed
-from models.enums import Exchange, Interval
+from models.enums import Dataset, Exchange
 from models.requests import PartitionSpec
 from storage import Warehouse
-from tasks import bronze, silver
+from tasks import bronze, silver_day
 
 CODE_VERSION = version("crypto-pipeline")
 # Tasks without a cache key function use NO_CACHE: Prefect's default policy (inputs + task
@@ -110,33 +110,28 @@ async def fetch_instruments_task(
 
 
 @task(
-    name="build-silver",
-    task_run_name="silver {spec.label}",
+    name="build-silver-day",
+    task_run_name="silver {day}",
     retries=1,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
 )
-async def build_silver_task(
-    spec: PartitionSpec, symbols: list[str], warehouse_uri: str, force: bool = False
+async def build_silver_day_task(
+    day: date,
+    specs: list[PartitionSpec],
+    symbols: dict[Dataset, list[str]],
+    exchanges: list[Exchange],
+    warehouse_uri: str,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Build one silver partition from bronze (CPU work off the event loop)."""
-    summary = await asyncio.to_thread(
-        silver.build_partition, spec, symbols, warehouse_uri=warehouse_uri, force=force
+    """Build one day's planned silver partitions and its aggregates (CPU work off the loop)."""
+    result = await asyncio.to_thread(
+        silver_day.build_day,
+        day,
+        specs,
+        symbols,
+        exchanges,
+        warehouse_uri=warehouse_uri,
+        force=force,
     )
-    return summary.as_dict()
-
-
-@task(
-    name="build-aggregate",
-    task_run_name="aggregate {interval}/{day}",
-    retries=1,
-    retry_delay_seconds=2,
-    cache_policy=NO_CACHE,
-)
-async def build_aggregate_task(
-    interval: Interval, day: date, exchanges: list[Exchange], warehouse_uri: str
-) -> dict[str, Any]:
-    summary = await asyncio.to_thread(
-        silver.build_aggregate, interval, day, exchanges, warehouse_uri=warehouse_uri
-    )
-    return summary.as_dict()
+    return result.as_dict()
