@@ -190,6 +190,38 @@ async def fetch_partition(
             summary.symbols_fetched.append(symbol)
             frames.append(frame)
 
+    # Merging, encoding and the fsyncs run in a thread: other partitions' HTTP goes on.
+    await asyncio.to_thread(
+        _store_fetched,
+        warehouse,
+        spec,
+        frames,
+        summary,
+        closed=closed,
+        now=now,
+        force=force,
+        repair=repair,
+    )
+    if summary.failures:
+        raise PartitionFetchFailed(summary)
+    return summary
+
+
+def _store_fetched(
+    warehouse: Warehouse,
+    spec: PartitionSpec,
+    frames: list[pl.DataFrame],
+    summary: FetchSummary,
+    *,
+    closed: bool,
+    now: datetime,
+    force: bool,
+    repair: bool,
+) -> None:
+    """Merge the fetched symbols with the stored rows kept, write the file, record coverage.
+
+    Updates `summary` (path, rows; symbols refused by the never-shrink guard become failures).
+    """
     key = bronze_key(spec)
     stored = _read_stored(warehouse, key) if repair else warehouse.read(key)
     if closed and stored is not None and not stored.is_empty():
@@ -234,9 +266,6 @@ async def fetch_partition(
             now=now,
         )
         warehouse.coverage.upsert(written.stamp_records(records) if written else records)
-    if summary.failures:
-        raise PartitionFetchFailed(summary)
-    return summary
 
 
 def _read_stored(warehouse: Warehouse, key: PartitionKey) -> pl.DataFrame | None:
