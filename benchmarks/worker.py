@@ -4,7 +4,7 @@ Prints one JSON line: the job's timings plus the process's own peak RSS. Jobs:
 
 * ``direct``: the backfill (instruments, bronze fetch, silver, aggregates) through the same
   production functions the Prefect tasks wrap, called directly, with the same planning and the
-  same per-exchange concurrency (`flows.common.run_bounded`'s limit).
+  same per-exchange concurrency (`flows.common.PER_EXCHANGE_CONCURRENCY` days at once).
 * ``prefect``: the same backfill through `flows.backfill.backfill_flow` (needs PREFECT_API_URL).
 * ``ccxt``: the same 1m candle fetch with ccxt's async clients (fetch to a list only).
 * ``polite``: the direct backfill with client pacing on, stopped after ``seconds``.
@@ -47,23 +47,28 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
             await bronze.fetch_instruments(
                 exchange, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
             )
-    limits: dict[Any, asyncio.Semaphore] = defaultdict(
+    gates: dict[Any, asyncio.Semaphore] = defaultdict(
         lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
     )
+    groups: dict[tuple[Any, date], list[Any]] = defaultdict(list)
+    for spec in plan(warehouse, Layer.BRONZE, request):
+        groups[(spec.exchange, spec.day)].append(spec)
+    symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
 
-    async def fetch(spec: Any) -> Any:
-        async with limits[spec.exchange]:
-            return await bronze.fetch_partition(
-                spec,
-                list(request.symbols_for(spec.dataset)),
+    async def fetch(exchange: Any, specs: list[Any]) -> Any:
+        async with gates[exchange]:
+            return await bronze.fetch_day(
+                specs,
+                symbols,
                 warehouse_uri=settings.warehouse,
                 sandbox_url=settings.sandbox_url,
             )
 
-    specs = plan(warehouse, Layer.BRONZE, request)
-    results = await asyncio.gather(*(fetch(s) for s in specs), return_exceptions=True)
+    results = await asyncio.gather(
+        *(fetch(e, g) for (e, _), g in sorted(groups.items())), return_exceptions=True
+    )
     failures = [str(r) for r in results if isinstance(r, BaseException)]
-    rows = sum(r.rows for r in results if not isinstance(r, BaseException))
+    rows = sum(s.rows for r in results if not isinstance(r, BaseException) for s in r)
     return rows, failures
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from datetime import date
 from typing import Any
 
@@ -11,16 +13,16 @@ from prefect.artifacts import (
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
-from prefect.states import State
 
-from flows.common import Outcome, PipelineFailed, plan, run_bounded, summary_table
+from flows.common import PER_EXCHANGE_CONCURRENCY, Outcome, PipelineFailed, plan, summary_table
 from flows.listings import check_listed, has_fresh_snapshot, latest_instruments
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import PartitionSpec, RunRequest
 from models.settings import Settings, load_settings
 from storage import Warehouse
-from tasks.prefect_tasks import fetch_instruments_task, fetch_partition_task
+from tasks.bronze import DayFetchFailed
+from tasks.prefect_tasks import fetch_day_task, fetch_instruments_task
 from tasks.runtime import client_stats, close_clients, run_logger
 
 
@@ -50,7 +52,7 @@ async def refresh_instruments(
 async def fetch_all(
     request: RunRequest, settings: Settings, warehouse: Warehouse
 ) -> tuple[list[PartitionSpec], Outcome]:
-    """Plan from coverage and fetch; returns the planned specs and their outcome."""
+    """Plan from coverage, then one fetch task per exchange and day with planned partitions."""
     specs = plan(warehouse, Layer.BRONZE, request)
     progress = Progress(stage="bronze", total=len(specs))
     publish(progress)
@@ -61,32 +63,50 @@ async def fetch_all(
         if specs
         else None
     )
-
-    fetch = fetch_partition_task.with_options(
+    fetch = fetch_day_task.with_options(
         retries=settings.task_retries,
         retry_delay_seconds=[
             settings.task_retry_delay_s * 3**i for i in range(settings.task_retries)
         ],
     )
+    symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
+    groups: dict[tuple[Exchange, date], list[PartitionSpec]] = {}
+    for spec in specs:
+        groups.setdefault((spec.exchange, spec.day), []).append(spec)
+    gates: dict[Exchange, asyncio.Semaphore] = defaultdict(
+        lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
+    )
+    outcome = Outcome()
 
-    async def call(spec: PartitionSpec) -> State[Any]:
-        return await fetch(  # type: ignore[misc]
-            spec,
-            list(request.symbols_for(spec.dataset)),
-            settings.warehouse,
-            settings.sandbox_url,
-            request.force,
-            spec in specs.damaged,
-            return_state=True,
-        )
-
-    def done(spec: PartitionSpec, state: State[Any]) -> None:
-        progress.done += 1
-        progress.failed += 0 if state.is_completed() else 1
+    async def one(exchange: Exchange, day: date, group: list[PartitionSpec]) -> None:
+        async with gates[exchange]:
+            state = await fetch(  # type: ignore[misc]
+                exchange,
+                day,
+                group,
+                symbols,
+                settings.warehouse,
+                settings.sandbox_url,
+                request.force,
+                [s for s in group if s in specs.damaged],
+                return_state=True,
+            )
+        failed = 0
+        try:
+            outcome.summaries.extend(await state.aresult())
+        except DayFetchFailed as exc:
+            outcome.summaries.extend(s.as_dict() for s in exc.summaries)
+            outcome.failures.extend(exc.errors)
+            failed = len(exc.errors)
+        except Exception as exc:
+            outcome.failures.append(f"{exchange.value}/{day}: {type(exc).__name__}: {exc}")
+            failed = len(group)
+        progress.done += len(group)
+        progress.failed += failed
         progress.requests = sum(s["requests"] for s in client_stats().values())
         publish(progress)
 
-    outcome = await run_bounded(specs, call, on_done=done)
+    await asyncio.gather(*(one(e, d, g) for (e, d), g in sorted(groups.items())))
     progress.rows = sum(int(s.get("rows", 0)) for s in outcome.summaries)
     publish(progress)
     if artifact_id is not None:

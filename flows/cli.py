@@ -101,10 +101,10 @@ class _ExpectedFailuresWithoutTraceback(logging.Filter):
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from flows.common import PipelineFailed
-    from tasks.bronze import PartitionFetchFailed
+    from tasks.bronze import DayFetchFailed, PartitionFetchFailed
     from tasks.publish import PublishError
 
-    return (InputError, PipelineFailed, PartitionFetchFailed, PublishError)
+    return (InputError, PipelineFailed, PartitionFetchFailed, DayFetchFailed, PublishError)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:

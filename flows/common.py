@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -12,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from models.enums import Exchange, Layer
+from models.enums import Layer
 from models.requests import PartitionSpec, RunRequest
 from storage import PartitionKey, Warehouse
 from tasks.runtime import run_logger
@@ -183,41 +182,6 @@ def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
         log.warning("%s %s is damaged, redoing it: %s", layer.value, spec.label, why)
     redo = set(todo) | set(damaged)
     return Plan([s for s in specs if s in redo], damaged)
-
-
-async def describe_failure(spec_label: str, state: Any) -> str:
-    """A one-line reason for a failed task state naming the partition (and symbols)."""
-    try:
-        await state.aresult()
-    except Exception as exc:  # the task's own exception carries names
-        text = str(exc)
-        return text if text.startswith(spec_label) else f"{spec_label}: {text}"
-    return f"{spec_label}: {state.message or state.name}"
-
-
-async def run_bounded(
-    specs: Sequence[PartitionSpec],
-    call: Callable[[PartitionSpec], Awaitable[Any]],
-    *,
-    on_done: Callable[[PartitionSpec, Any], None] | None = None,
-    per_exchange: int = PER_EXCHANGE_CONCURRENCY,
-) -> Outcome:
-    """Run `call(spec)` (returning a Prefect State) with bounded concurrency per exchange."""
-    limits: dict[Exchange, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(per_exchange))
-    outcome = Outcome()
-
-    async def one(spec: PartitionSpec) -> None:
-        async with limits[spec.exchange]:
-            state = await call(spec)
-        if state.is_completed():
-            outcome.summaries.append(await state.aresult())
-        else:
-            outcome.failures.append(await describe_failure(spec.label, state))
-        if on_done is not None:
-            on_done(spec, state)
-
-    await asyncio.gather(*(one(spec) for spec in specs))
-    return outcome
 
 
 def summary_table(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

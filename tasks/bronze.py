@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +55,27 @@ class PartitionFetchFailed(Exception):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (PartitionFetchFailed, (self.summary,))
+
+
+class DayFetchFailed(Exception):
+    """Some partitions of an exchange's day failed; the others were stored.
+
+    `summaries` holds every partition that got as far as a summary (failed symbols listed in
+    each); `errors` names each failure, partition first.
+    """
+
+    def __init__(self, summaries: list[FetchSummary], errors: list[str]) -> None:
+        self.summaries = summaries
+        self.errors = errors
+        super().__init__(" | ".join(errors))
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (DayFetchFailed, (self.summaries, self.errors))
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a retry could help: some failure is not a client error."""
+        return any(not ("BadRequest" in why or "not listed" in why) for why in self.errors)
 
 
 def bronze_key(spec: PartitionSpec) -> PartitionKey:
@@ -205,6 +227,51 @@ async def fetch_partition(
     if summary.failures:
         raise PartitionFetchFailed(summary)
     return summary
+
+
+async def fetch_day(
+    specs: Sequence[PartitionSpec],
+    symbols: Mapping[Dataset, Sequence[str]],
+    *,
+    warehouse_uri: str,
+    sandbox_url: str | None = None,
+    force: bool = False,
+    repair: Collection[PartitionSpec] = (),
+) -> list[FetchSummary]:
+    """Fetch several partitions (one exchange's day: every dataset and interval) at once.
+
+    Each partition is `fetch_partition` (`repair` lists those whose stored file is damaged).
+    Raises `DayFetchFailed` once all have finished if any failed; the others are stored.
+    """
+    results = await asyncio.gather(
+        *(
+            fetch_partition(
+                spec,
+                list(symbols[spec.dataset]),
+                warehouse_uri=warehouse_uri,
+                sandbox_url=sandbox_url,
+                force=force,
+                repair=spec in repair,
+            )
+            for spec in specs
+        ),
+        return_exceptions=True,
+    )
+    summaries: list[FetchSummary] = []
+    errors: list[str] = []
+    for spec, result in zip(specs, results, strict=True):
+        if isinstance(result, PartitionFetchFailed):
+            summaries.append(result.summary)
+            errors.append(str(result))
+        elif isinstance(result, Exception):
+            errors.append(f"{spec.label}: {type(result).__name__}: {result}")
+        elif isinstance(result, BaseException):  # cancellation, interrupts: not ours to keep
+            raise result
+        else:
+            summaries.append(result)
+    if errors:
+        raise DayFetchFailed(summaries, errors)
+    return summaries
 
 
 def _store_fetched(

@@ -27,22 +27,28 @@ CODE_VERSION = version("crypto-pipeline")
 
 
 def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-    """Cache key for a closed day's partition (partition, symbols, warehouse, code version).
+    """Cache key for an exchange's closed day (partitions, symbols, warehouse, code version).
 
-    Only issued while the warehouse's coverage index records the partition complete for every
-    symbol, so a cached result never stands in for data the warehouse does not hold (a wiped
-    or new warehouse at the same path misses the cache). None (no caching) for the current
-    day, a forced run or a repair of a damaged file; failed or partial fetches raise, so they
-    never complete and are never cached.
+    Only issued while the warehouse's coverage index records every partition complete for
+    every symbol, so a cached result never stands in for data the warehouse does not hold (a
+    wiped or new warehouse at the same path misses the cache). None (no caching) when the day
+    is open, the run is forced or a damaged file is repaired; failed or partial fetches raise,
+    so they never complete and are never cached.
     """
-    spec: PartitionSpec = parameters["spec"]
-    if parameters.get("force") or parameters.get("repair") or not is_closed(spec.day):
+    specs: list[PartitionSpec] = parameters["specs"]
+    symbols: dict[Dataset, list[str]] = parameters["symbols"]
+    if parameters.get("force") or parameters.get("repair"):
         return None
-    wanted = sorted(parameters["symbols"])
+    if not specs or not all(is_closed(spec.day) for spec in specs):
+        return None
     warehouse = Warehouse(parameters["warehouse_uri"])
-    if set(wanted) - bronze.complete_symbols(warehouse, spec, wanted):
-        return None
-    raw = f"{context.task.name}|{spec.label}|{','.join(wanted)}|{warehouse.uri}|{CODE_VERSION}"
+    parts = []
+    for spec in sorted(specs, key=lambda s: s.label):
+        wanted = sorted(symbols[spec.dataset])
+        if set(wanted) - bronze.complete_symbols(warehouse, spec, wanted):
+            return None
+        parts.append(f"{spec.label}:{','.join(wanted)}")
+    raw = f"{context.task.name}|{';'.join(parts)}|{warehouse.uri}|{CODE_VERSION}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -50,11 +56,8 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry outages (the clients already retried fast); never client errors."""
     try:
         state.result(_sync=True)
-    except bronze.PartitionFetchFailed as exc:
-        return any(
-            not ("BadRequest" in why or "not listed" in why)
-            for why in exc.summary.failures.values()
-        )
+    except bronze.DayFetchFailed as exc:
+        return exc.retryable
     except (BadRequest, UnknownSymbol):
         return False
     except Exception:
@@ -63,8 +66,8 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(
-    name="fetch-partition",
-    task_run_name="fetch {spec.label}",
+    name="fetch-day",
+    task_run_name="fetch {exchange} {day}",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_jitter_factor=0.5,
@@ -73,24 +76,26 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     persist_result=True,
     cache_result_in_memory=False,
 )
-async def fetch_partition_task(
-    spec: PartitionSpec,
-    symbols: list[str],
+async def fetch_day_task(
+    exchange: Exchange,
+    day: date,
+    specs: list[PartitionSpec],
+    symbols: dict[Dataset, list[str]],
     warehouse_uri: str,
     sandbox_url: str | None = None,
     force: bool = False,
-    repair: bool = False,
-) -> dict[str, Any]:
-    """Fetch one (exchange, dataset, interval, day) for all symbols into bronze."""
-    summary = await bronze.fetch_partition(
-        spec,
+    repair: list[PartitionSpec] | None = None,
+) -> list[dict[str, Any]]:
+    """Fetch one exchange's day (every planned dataset and interval, all symbols) into bronze."""
+    summaries = await bronze.fetch_day(
+        specs,
         symbols,
         warehouse_uri=warehouse_uri,
         sandbox_url=sandbox_url,
         force=force,
-        repair=repair,
+        repair=repair or [],
     )
-    return summary.as_dict()
+    return [s.as_dict() for s in summaries]
 
 
 @task(
