@@ -128,22 +128,18 @@ def build_partition(
     summary.quarantined = quarantine.height
     if not coverage.is_empty():
         warehouse.coverage.upsert(result.stamp_records(coverage))
-        gaps = coverage.select(pl.col("gaps").list.len().sum()).item()
-        summary.gaps = int(gaps or 0)
-        summary.gap_minutes = _gap_minutes(coverage)
+        summary.gaps, summary.gap_minutes = _gap_totals(coverage)
     return summary
 
 
-def _gap_minutes(coverage: pl.DataFrame) -> float:
-    exploded = coverage.select(pl.col("gaps")).explode("gaps").drop_nulls()
-    if exploded.is_empty():
-        return 0.0
-    spans = exploded.select(
-        (pl.col("gaps").struct.field("end") - pl.col("gaps").struct.field("start"))
-        .dt.total_seconds()
-        .sum()
-    ).item()
-    return float(spans or 0) / 60.0
+def _gap_totals(coverage: pl.DataFrame) -> tuple[int, float]:
+    """(merged gaps, minutes they span) over the coverage rows, in one pass."""
+    gap = pl.col("gaps").explode().struct
+    seconds = (gap.field("end") - gap.field("start")).dt.total_seconds()
+    gaps, spans = coverage.select(
+        pl.col("gaps").list.len().sum().alias("gaps"), seconds.sum().alias("seconds")
+    ).row(0)
+    return int(gaps or 0), float(spans or 0) / 60.0
 
 
 def aggregate_key(interval: Interval, day: Any) -> PartitionKey:

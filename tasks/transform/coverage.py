@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import NamedTuple
 
 import polars as pl
 
@@ -15,9 +16,14 @@ from models.coverage import COVERAGE_SCHEMA, GAP_STRUCT
 from models.dates import day_bounds_ms
 from models.enums import OPEN_INTEREST_PERIOD, Interval, Layer
 from models.silver import SILVER_SCHEMAS
-from tasks.transform.common import UTC_MS, conform, stamp
+from tasks.transform.common import UTC_MS, collect, conform, stamp, utc_ms_lit
 
 _NO_GAPS = pl.lit([], dtype=pl.List(GAP_STRUCT))
+_NONE = pl.lit(None)
+_SILVER = pl.lit(Layer.SILVER.value)
+# What a row of the per-symbol pass is: a data row, a requested symbol, a quarantined row.
+_DATA, _REQUESTED, _QUARANTINED = 0, 1, 2
+_NO_MS = pl.lit(None, pl.Int64)
 
 
 def expected_grid(
@@ -56,40 +62,86 @@ def expected_grid(
     )
 
 
-def _present(df: pl.DataFrame, interval: Interval, day: date) -> pl.DataFrame:
-    """Distinct (symbol, ts) of rows on the interval grid inside `day`."""
-    start, end = day_bounds_ms(day)
-    ms = pl.col("ts").dt.epoch("ms")
-    on_grid = (ms >= start) & (ms < end) & (ms % interval.ms == 0)
-    return df.select("symbol", "ts").filter(on_grid).unique()
+class _Window(NamedTuple):
+    """The grid points `expected_grid` lists, as [low, high) in epoch ms."""
+
+    lows: dict[str, int]  # per listed symbol: the first candle ending after its listing
+    low: int  # for the other symbols
+    high: int
 
 
-def merge_gaps(missing: pl.DataFrame, interval: Interval) -> pl.DataFrame:
-    """Missing (symbol, ts) points → one row per symbol with merged [start, end) `gaps`."""
+def _grid_window(
+    interval: Interval,
+    day: date,
+    *,
+    closed: bool,
+    now: datetime | None,
+    listed_since: dict[str, datetime] | None,
+) -> _Window:
     step = interval.ms
-    ms = pl.col("ts").dt.epoch("ms")
-    new_run = ((ms - ms.shift(1)).over("symbol") != step).fill_null(True)
-    runs = (
-        missing.sort("symbol", "ts")
-        .with_columns(new_run.cum_sum().alias("_run"))
-        .group_by("symbol", "_run")
-        .agg(pl.col("ts").min().alias("start"), (pl.col("ts").max() + interval.delta).alias("end"))
-        .sort("symbol", "start")
+    start, end = day_bounds_ms(day)
+    if not closed:
+        now_ms = int(stamp(now).timestamp() * 1000)
+        end = min(end, now_ms // step * step)
+    lows = {}
+    for symbol, listed in (listed_since or {}).items():
+        listed_ms = int(listed.timestamp() * 1000)
+        lows[symbol] = start + max(0, (listed_ms - step - start) // step + 1) * step
+    return _Window(lows, start, max(start, end))
+
+
+def _by_symbol(
+    df: pl.DataFrame, quarantined: pl.DataFrame, symbols: Sequence[str], *, grid: bool
+) -> pl.LazyFrame:
+    """The rows of `df`, the quarantined rows and the requested symbols in one frame, told
+    apart by `_kind`, to be counted per symbol in one pass; `_ms` is a data row's `ts` in
+    epoch ms when there is a grid."""
+    ms = pl.col("ts").dt.epoch("ms") if grid else _NO_MS
+
+    def part(rows: pl.LazyFrame, kind: int, ms: pl.Expr = _NO_MS) -> pl.LazyFrame:
+        return rows.select("symbol", ms.alias("_ms"), pl.lit(kind, pl.Int32).alias("_kind"))
+
+    requested = pl.LazyFrame({"symbol": symbols}, schema={"symbol": pl.String()})
+    parts = [part(df.lazy(), _DATA, ms), part(requested, _REQUESTED)]
+    if not quarantined.is_empty():
+        parts.append(part(quarantined.lazy(), _QUARANTINED))
+    return pl.concat(parts)
+
+
+def _grid_counts(
+    rows: pl.LazyFrame, interval: Interval, day: date, window: _Window
+) -> pl.LazyFrame:
+    """Per symbol: `rows_present`, the distinct grid points of the day present;
+    `quarantined`; `_low`, its first expected point; and `_links`, the points present,
+    sorted, those before the window moved onto `_low - step` and those after it onto the
+    high (which keeps them out of the gaps)."""
+    step = interval.ms
+    start, end = day_bounds_ms(day)
+    ms = pl.col("_ms")
+    on_grid = (ms >= start) & (ms < end) & (ms % step == 0)
+    low = pl.lit(window.low, pl.Int64)
+    if window.lows:
+        low = pl.col("symbol").replace_strict(
+            list(window.lows), list(window.lows.values()), default=low, return_dtype=pl.Int64
+        )
+    link = pl.min_horizontal(pl.max_horizontal(ms, low - step), window.high)
+    return rows.group_by("symbol").agg(
+        ms.filter(on_grid).n_unique().alias("rows_present"),
+        (pl.col("_kind") == _QUARANTINED).sum().alias("quarantined"),
+        low.first().alias("_low"),
+        link.filter(on_grid).sort().alias("_links"),
     )
-    return runs.group_by("symbol", maintain_order=True).agg(
-        pl.struct("start", "end").cast(GAP_STRUCT).alias("gaps")
-    )
 
 
-def _symbol_frame(symbols: Sequence[str], *frames: pl.DataFrame) -> pl.DataFrame:
-    seen = set(symbols)
-    for frame in frames:
-        seen.update(s for s in frame.get_column("symbol").unique().to_list() if s is not None)
-    return pl.DataFrame({"symbol": sorted(seen)}, schema={"symbol": pl.String()})
-
-
-def _count(frame: pl.DataFrame, name: str) -> pl.DataFrame:
-    return frame.group_by("symbol").agg(pl.len().cast(pl.Int64).alias(name))
+def _gaps(step: int, high: int) -> pl.Expr:
+    """Merged gaps of a symbol: between consecutive links of its chain `low - step`, the
+    clamped points, `high`, wherever they lie more than a step apart (none if low >= high)."""
+    link = pl.element()
+    after = link.shift(1) + step  # the grid point after the previous link
+    gap = pl.struct(after.alias("start"), link.alias("end")).filter(link > after)
+    chain = pl.concat_list(pl.col("_low") - step, "_links", pl.lit(high))
+    gaps = chain.list.eval(gap).cast(pl.List(GAP_STRUCT))
+    return pl.when(pl.col("_low") < high).then(gaps).otherwise(_NO_GAPS)
 
 
 def build_coverage(
@@ -112,43 +164,38 @@ def build_coverage(
     expected points that are missing; without one, `rows_present` counts rows and
     `rows_expected` is null with no gaps.
     """
-    all_symbols = _symbol_frame(symbols, df, quarantined)
-    base = all_symbols.join(_count(quarantined, "quarantined"), on="symbol", how="left")
+    rows = _by_symbol(df, quarantined, symbols, grid=grid is not None)
+    values = {
+        "layer": _SILVER,
+        "dataset": pl.lit(dataset),
+        "exchange": pl.lit(exchange),
+        "symbol": pl.col("symbol"),
+        "interval": pl.lit(grid.value if grid else None, pl.String),
+        "day": pl.lit(day),
+        "rows_present": pl.col("rows_present"),
+        "rows_expected": _NONE,
+        "gaps": _NO_GAPS,
+        "quarantined": pl.col("quarantined"),
+        "closed": pl.lit(closed),
+        "complete": pl.lit(complete),
+        "updated_at": utc_ms_lit(stamp(now)),
+    }
     if grid is None:
-        counts = _count(df, "rows_present")
-        rows = base.join(counts, on="symbol", how="left").with_columns(
-            pl.lit(None, pl.Int64).alias("rows_expected"), _NO_GAPS.alias("gaps")
+        kind = pl.col("_kind")
+        counts = rows.group_by("symbol").agg(
+            (kind == _DATA).sum().alias("rows_present"),
+            (kind == _QUARANTINED).sum().alias("quarantined"),
         )
     else:
-        expected = expected_grid(
-            all_symbols.get_column("symbol").to_list(),
-            grid,
-            day,
-            closed=closed,
-            now=now,
-            listed_since=listed_since,
-        )
-        present = _present(df, grid, day)
-        missing = expected.join(present, on=["symbol", "ts"], how="anti")
-        rows = (
-            base.join(_count(present, "rows_present"), on="symbol", how="left")
-            .join(_count(expected, "rows_expected"), on="symbol", how="left")
-            .join(merge_gaps(missing, grid), on="symbol", how="left")
-            .with_columns(pl.col("rows_expected").fill_null(0), pl.col("gaps").fill_null(_NO_GAPS))
-        )
-    filled = rows.with_columns(
-        pl.lit(Layer.SILVER.value).alias("layer"),
-        pl.lit(dataset).alias("dataset"),
-        pl.lit(exchange).alias("exchange"),
-        pl.lit(grid.value if grid else None, pl.String).alias("interval"),
-        pl.lit(day).alias("day"),
-        pl.col("rows_present").fill_null(0),
-        pl.col("quarantined").fill_null(0),
-        pl.lit(closed).alias("closed"),
-        pl.lit(complete).alias("complete"),
-        pl.lit(stamp(now)).cast(UTC_MS).alias("updated_at"),
+        window = _grid_window(grid, day, closed=closed, now=now, listed_since=listed_since)
+        counts = _grid_counts(rows, grid, day, window)
+        expected = (window.high - pl.col("_low")) // grid.ms
+        values["rows_expected"] = pl.max_horizontal(expected, 0)
+        values["gaps"] = _gaps(grid.ms, window.high)
+    coverage = counts.filter(pl.col("symbol").is_not_null()).select(
+        values.get(name, _NONE).alias(name) for name in COVERAGE_SCHEMA
     )
-    return conform(filled, COVERAGE_SCHEMA).sort("symbol")
+    return collect(coverage.cast(COVERAGE_SCHEMA).sort("symbol"))
 
 
 def ohlcv_coverage(

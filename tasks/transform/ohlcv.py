@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import polars as pl
 
 from models.enums import Exchange, Interval
 from models.silver import SILVER_SCHEMAS
-from tasks.transform.common import FETCHED_AT, UTC_MS, conform, epoch_ms, to_float, working_schema
+from tasks.transform.common import (
+    FETCHED_AT,
+    UTC_MS,
+    collect,
+    conform,
+    epoch_ms,
+    to_float,
+    working_schema,
+)
 
 OHLCV_SCHEMA = SILVER_SCHEMAS["ohlcv"]
 
@@ -16,9 +26,17 @@ _NATIVE_INTERVALS = {"1H": "1h", "4H": "4h", "1D": "1d", "1Dutc": "1d", "1Hutc":
 _MICROSECONDS_FROM = 10**14
 
 
-def _provenance() -> list[pl.Expr]:
+class _Candles(NamedTuple):
+    """How one exchange's bronze candles become working rows: the closed ones, reshaped."""
+
+    closed: pl.Expr
+    columns: tuple[pl.Expr, ...]
+
+
+def _provenance(exchange: Exchange) -> list[pl.Expr]:
+    """Provenance of rows of one exchange: its (lower-case) name is the frame's constant."""
     return [
-        pl.col("exchange").str.to_lowercase(),
+        pl.lit(exchange.value).alias("exchange"),
         pl.col("symbol").str.to_uppercase(),
         pl.col("interval").replace(_NATIVE_INTERVALS),
     ]
@@ -31,35 +49,41 @@ def _binance_ms(column: str) -> pl.Expr:
     return pl.when(value >= _MICROSECONDS_FROM).then(value // 1000).otherwise(value)
 
 
-def _binance(bronze: pl.DataFrame) -> pl.DataFrame:
+def _binance() -> _Candles:
     """Spot klines; a candle whose close_time is not before fetched_at was still forming."""
     closed = _binance_ms("close_time") < pl.col(FETCHED_AT).dt.epoch("ms")
-    return bronze.filter(closed.fill_null(True)).select(
-        *_provenance(),
-        epoch_ms(_binance_ms("open_time")).alias("ts"),
-        *(to_float(c) for c in ("open", "high", "low", "close", "volume", "quote_volume")),
-        pl.col("trades").cast(pl.Int64, strict=False),
-        FETCHED_AT,
+    return _Candles(
+        closed.fill_null(True),
+        (
+            *_provenance(Exchange.BINANCE),
+            epoch_ms(_binance_ms("open_time")).alias("ts"),
+            *(to_float(c) for c in ("open", "high", "low", "close", "volume", "quote_volume")),
+            pl.col("trades").cast(pl.Int64, strict=False),
+            pl.col(FETCHED_AT),
+        ),
     )
 
 
-def _okx(bronze: pl.DataFrame) -> pl.DataFrame:
+def _okx() -> _Candles:
     """history-candles; `confirm == "0"` marks the in-progress candle. Spot `vol` is base units."""
-    return bronze.filter(pl.col("confirm").ne_missing("0")).select(
-        *_provenance(),
-        epoch_ms("ts").alias("ts"),
-        to_float("o").alias("open"),
-        to_float("h").alias("high"),
-        to_float("l").alias("low"),
-        to_float("c").alias("close"),
-        to_float("vol").alias("volume"),
-        to_float("volCcyQuote").alias("quote_volume"),
-        pl.lit(None, pl.Int64).alias("trades"),
-        FETCHED_AT,
+    return _Candles(
+        pl.col("confirm").ne_missing("0"),
+        (
+            *_provenance(Exchange.OKX),
+            epoch_ms("ts").alias("ts"),
+            to_float("o").alias("open"),
+            to_float("h").alias("high"),
+            to_float("l").alias("low"),
+            to_float("c").alias("close"),
+            to_float("vol").alias("volume"),
+            to_float("volCcyQuote").alias("quote_volume"),
+            pl.lit(None, pl.Int64).alias("trades"),
+            pl.col(FETCHED_AT),
+        ),
     )
 
 
-def _coinbase(bronze: pl.DataFrame) -> pl.DataFrame:
+def _coinbase() -> _Candles:
     """Exchange candles: `time` in seconds, no closed flag, no quote volume, no trade count.
 
     A candle is closed once its end (open + interval) is not after `fetched_at`.
@@ -69,37 +93,48 @@ def _coinbase(bronze: pl.DataFrame) -> pl.DataFrame:
         {i.value: i.ms for i in Interval}, default=None, return_dtype=pl.Int64
     )
     forming = (ts + length) > pl.col(FETCHED_AT).dt.epoch("ms")
-    return bronze.filter(~forming.fill_null(False)).select(
-        *_provenance(),
-        epoch_ms(ts).alias("ts"),
-        *(to_float(c) for c in ("open", "high", "low", "close", "volume")),
-        pl.lit(None, pl.Float64).alias("quote_volume"),
-        pl.lit(None, pl.Int64).alias("trades"),
-        FETCHED_AT,
+    return _Candles(
+        ~forming.fill_null(False),
+        (
+            *_provenance(Exchange.COINBASE),
+            epoch_ms(ts).alias("ts"),
+            *(to_float(c) for c in ("open", "high", "low", "close", "volume")),
+            pl.lit(None, pl.Float64).alias("quote_volume"),
+            pl.lit(None, pl.Int64).alias("trades"),
+            pl.col(FETCHED_AT),
+        ),
     )
 
 
-_NORMALIZERS = {Exchange.BINANCE: _binance, Exchange.OKX: _okx, Exchange.COINBASE: _coinbase}
+# Built once: expressions are immutable and rebuilding them costs more than small frames.
+_CANDLES = {Exchange.BINANCE: _binance(), Exchange.OKX: _okx(), Exchange.COINBASE: _coinbase()}
 
 
-def normalize_ohlcv(bronze: pl.DataFrame) -> pl.DataFrame:
+def _normalize(bronze: pl.DataFrame, name: object) -> pl.DataFrame:
+    """Bronze candles of the one exchange `name` (as bronze spells it) → working rows."""
+    try:
+        candles = _CANDLES[Exchange(str(name).lower())]
+    except ValueError:
+        raise ValueError(f"unknown exchange {name!r} in bronze ohlcv") from None
+    rows = collect(bronze.lazy().filter(candles.closed).select(candles.columns))
+    return conform(rows, working_schema("ohlcv"))
+
+
+def normalize_ohlcv(bronze: pl.DataFrame, *, exchange: str | None = None) -> pl.DataFrame:
     """Bronze candles → silver OHLCV columns plus `fetched_at`, closed candles only.
 
     Dispatches on the `exchange` column (a frame may hold several exchanges only if it carries
-    each one's raw columns). Numbers that do not parse become null and are quarantined later;
-    nothing is invented: Coinbase has null `quote_volume` and `trades`, OKX null `trades`.
+    each one's raw columns), or on `exchange` when every row is known to be of that one.
+    Numbers that do not parse become null and are quarantined later; nothing is invented:
+    Coinbase has null `quote_volume` and `trades`, OKX null `trades`.
     """
-    schema = working_schema("ohlcv")
     if bronze.is_empty():
-        return pl.DataFrame(schema=schema)
-    parts = []
-    for (name,), rows in bronze.partition_by("exchange", as_dict=True).items():
-        try:
-            normalizer = _NORMALIZERS[Exchange(str(name).lower())]
-        except ValueError:
-            raise ValueError(f"unknown exchange {name!r} in bronze ohlcv") from None
-        parts.append(conform(normalizer(rows), schema))
-    return pl.concat(parts)
+        return pl.DataFrame(schema=working_schema("ohlcv"))
+    names = [exchange] if exchange else bronze.get_column("exchange").unique().to_list()
+    if len(names) == 1:
+        return _normalize(bronze, names[0])
+    parts = bronze.partition_by("exchange", as_dict=True)
+    return pl.concat([_normalize(rows, name) for (name,), rows in parts.items()])
 
 
 def resample_ohlcv(df: pl.DataFrame, target: Interval = Interval.H4) -> pl.DataFrame:

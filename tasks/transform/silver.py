@@ -9,7 +9,7 @@ from datetime import date, datetime
 import polars as pl
 
 from models.enums import OPEN_INTEREST_PERIOD, Exchange, Interval
-from models.silver import SILVER_KEYS, SILVER_SCHEMAS
+from models.silver import SILVER_KEYS
 from tasks.transform.common import dedup_latest
 from tasks.transform.coverage import build_coverage
 from tasks.transform.funding import normalize_funding
@@ -38,27 +38,36 @@ class SilverBatch:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _source_interval(bronze: pl.DataFrame, interval: Interval) -> Interval:
+def _bronze_values(bronze: pl.DataFrame) -> tuple[list[str], list[str]]:
+    """The distinct exchanges and non-null intervals of the bronze rows, in one pass."""
+    exchanges, intervals = bronze.select(
+        pl.col("exchange").unique().implode(),
+        pl.col("interval").drop_nulls().unique().implode(),
+    ).row(0)
+    return exchanges, intervals
+
+
+def _source_interval(intervals: list[str], interval: Interval) -> Interval:
     """The interval the bronze rows carry (Coinbase 4h arrives as 1h candles)."""
-    found = bronze.get_column("interval").drop_nulls().unique().to_list() if len(bronze) else []
-    if not found:
+    if not intervals:
         return interval
-    if len(found) > 1:
-        raise ValueError(f"bronze ohlcv mixes intervals {sorted(found)}")
-    return Interval(found[0])
+    if len(intervals) > 1:
+        raise ValueError(f"bronze ohlcv mixes intervals {sorted(intervals)}")
+    return Interval(intervals[0])
 
 
-def _check_exchange(bronze: pl.DataFrame, exchange: str) -> None:
-    others = set(bronze.get_column("exchange").unique().to_list()) - {exchange}
+def _check_exchange(exchanges: list[str], exchange: str) -> None:
+    others = set(exchanges) - {exchange}
     if others:
         raise ValueError(f"bronze for {exchange} holds rows of {sorted(map(str, others))}")
 
 
 def _normalizer(
-    dataset: str, previous: pl.DataFrame | None
+    dataset: str, previous: pl.DataFrame | None, exchange: str
 ) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """The normalizer of `dataset`, for bronze rows already checked to be of `exchange`."""
     if dataset == "ohlcv":
-        return normalize_ohlcv
+        return lambda bronze: normalize_ohlcv(bronze, exchange=exchange)
     if dataset == "funding":
         return lambda bronze: normalize_funding(bronze, previous)
     if dataset == "open_interest":
@@ -100,14 +109,14 @@ def _coverage(
     )
 
 
-def _missing_points(coverage: pl.DataFrame, grid: Interval | None) -> int:
-    """Grid points covered by the coverage rows' gaps."""
-    spans = coverage.select(pl.col("gaps").explode()).drop_nulls()
-    if grid is None or spans.is_empty():
-        return 0
-    gap = pl.col("gaps").struct
-    total = spans.select((gap.field("end") - gap.field("start")).dt.total_milliseconds().sum())
-    return int(total.item()) // grid.ms
+def _gap_counts(coverage: pl.DataFrame, grid: Interval | None) -> tuple[int, int]:
+    """(merged gaps, grid points they cover) over the coverage rows."""
+    gap = pl.col("gaps").explode().struct
+    span = (gap.field("end") - gap.field("start")).dt.total_milliseconds()
+    gaps, span_ms = coverage.select(
+        pl.col("gaps").list.len().sum().alias("gaps"), span.sum().alias("span")
+    ).row(0)
+    return int(gaps), int(span_ms or 0) // grid.ms if grid else 0
 
 
 def build_silver(
@@ -134,13 +143,14 @@ def build_silver(
     exchange = Exchange(exchange).value
     if dataset == "ohlcv" and interval is None:
         raise ValueError("ohlcv needs an interval")
-    normalize = _normalizer(dataset, previous)
-    _check_exchange(bronze, exchange)
+    normalize = _normalizer(dataset, previous, exchange)
+    exchanges, intervals = _bronze_values(bronze)
+    _check_exchange(exchanges, exchange)
 
     normalized = normalize(bronze)
     deduped = dedup_latest(normalized, SILVER_KEYS[dataset])
-    source = _source_interval(bronze, interval) if dataset == "ohlcv" and interval else interval
-    good, quarantine = validate(deduped, dataset, interval=source, day=day)
+    source = _source_interval(intervals, interval) if dataset == "ohlcv" and interval else interval
+    good, quarantine = validate(deduped, dataset, interval=source, day=day, sorted_by_key=True)
     counts = {
         "input": len(bronze),
         "unclosed": len(bronze) - len(normalized),
@@ -167,12 +177,13 @@ def build_silver(
         listed_since=listed_since,
     )
     counts["good"] = len(good)
-    counts["gaps"] = int(coverage.get_column("gaps").list.len().sum())
     grid = {"ohlcv": interval, "open_interest": OPEN_INTEREST_PERIOD}.get(dataset)
-    counts["missing"] = _missing_points(coverage, grid)
-    data = good.sort("symbol", "ts") if "ts" in good.columns else good.sort("symbol", "kind")
+    counts["gaps"], counts["missing"] = _gap_counts(coverage, grid)
+    # `good` is in the silver schema and in key order (`dedup_latest`, `resample_ohlcv`): with
+    # one exchange (checked) and one interval (validated), sorted by (symbol, ts) or, for
+    # instruments, (symbol, kind).
     return SilverBatch(
-        data=data.select(SILVER_SCHEMAS[dataset].names()),
+        data=good,
         quarantine=quarantine,
         coverage=coverage,
         counts=counts,

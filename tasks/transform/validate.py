@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import polars as pl
 
@@ -15,7 +16,13 @@ from models.silver import (
     SILVER_SCHEMAS,
     nullable_columns,
 )
-from tasks.transform.common import conform, quarantine_schema, working_schema
+from tasks.transform.common import (
+    collect,
+    conform,
+    quarantine_schema,
+    shares_key,
+    working_schema,
+)
 
 # A funding payment above 5% per event is not a market rate but a data error.
 MAX_ABS_FUNDING_RATE = 0.05
@@ -31,7 +38,7 @@ def _required(dataset: str) -> list[Rule]:
 
 
 def _finite(*columns: str) -> list[Rule]:
-    return [(pl.col(c).is_nan() | pl.col(c).is_infinite(), f"{c} not finite") for c in columns]
+    return [(~pl.col(c).is_finite(), f"{c} not finite") for c in columns]
 
 
 def _non_negative(*columns: str) -> list[Rule]:
@@ -47,12 +54,13 @@ def _inside_day(day: date) -> list[Rule]:
     return [((ms < start) | (ms >= end), outside)]
 
 
-def _duplicate_key(dataset: str) -> list[Rule]:
+def _duplicate_key(dataset: str, sorted_by_key: bool) -> list[Rule]:
     keys = list(SILVER_KEYS[dataset])
-    return [(pl.len().over(keys) > 1, "duplicate key")]
+    shared = shares_key(keys) if sorted_by_key else pl.len().over(keys) > 1
+    return [(shared, "duplicate key")]
 
 
-def _ohlcv_rules(interval: Interval | None, day: date) -> list[Rule]:
+def _ohlcv_rules(interval: Interval | None, day: date, sorted_by_key: bool) -> list[Rule]:
     o, h, low, c = (pl.col(n) for n in ("open", "high", "low", "close"))
     rules: list[Rule] = [
         *_required("ohlcv"),
@@ -63,7 +71,7 @@ def _ohlcv_rules(interval: Interval | None, day: date) -> list[Rule]:
         (h < low, "high<low"),
         *_non_negative("volume", "quote_volume", "trades"),
         *_inside_day(day),
-        *_duplicate_key("ohlcv"),
+        *_duplicate_key("ohlcv", sorted_by_key),
     ]
     if interval is not None:
         rules += [
@@ -73,7 +81,7 @@ def _ohlcv_rules(interval: Interval | None, day: date) -> list[Rule]:
     return rules
 
 
-def _funding_rules(day: date) -> list[Rule]:
+def _funding_rules(day: date, sorted_by_key: bool) -> list[Rule]:
     return [
         *_required("funding"),
         *_finite("funding_rate", "mark_price", "interval_hours", "apr"),
@@ -84,21 +92,21 @@ def _funding_rules(day: date) -> list[Rule]:
         (pl.col("mark_price") <= 0, "mark_price<=0"),
         (pl.col("interval_hours") <= 0, "interval_hours<=0"),
         *_inside_day(day),
-        *_duplicate_key("funding"),
+        *_duplicate_key("funding", sorted_by_key),
     ]
 
 
-def _open_interest_rules(day: date) -> list[Rule]:
+def _open_interest_rules(day: date, sorted_by_key: bool) -> list[Rule]:
     return [
         *_required("open_interest"),
         *_finite("open_interest", "open_interest_value"),
         *_non_negative("open_interest", "open_interest_value"),
         *_inside_day(day),
-        *_duplicate_key("open_interest"),
+        *_duplicate_key("open_interest", sorted_by_key),
     ]
 
 
-def _instrument_rules() -> list[Rule]:
+def _instrument_rules(sorted_by_key: bool) -> list[Rule]:
     fields = list(SILVER_SCHEMAS["instruments"])
     kinds = [k.value for k in MarketKind]
     return [
@@ -108,33 +116,36 @@ def _instrument_rules() -> list[Rule]:
         ),
         (~pl.col("kind").is_in(kinds), f"kind not in {'|'.join(kinds)}"),
         (pl.col("symbol") != pl.col("base") + pl.col("quote"), "symbol is not base+quote"),
-        *_duplicate_key("instruments"),
+        *_duplicate_key("instruments", sorted_by_key),
     ]
 
 
-def _rules(dataset: str, interval: Interval | None, day: date) -> list[Rule]:
+@lru_cache(maxsize=256)
+def _reason(dataset: str, interval: Interval | None, day: date, sorted_by_key: bool) -> pl.Expr:
+    """Every failed rule's message joined by "; " (empty when the row passes), built once."""
     if dataset == "ohlcv":
-        return _ohlcv_rules(interval, day)
-    if dataset == "funding":
-        return _funding_rules(day)
-    if dataset == "open_interest":
-        return _open_interest_rules(day)
-    if dataset == "instruments":
-        return _instrument_rules()
-    raise ValueError(f"no validation rules for dataset {dataset!r}")
-
-
-def reason_expr(rules: list[Rule]) -> pl.Expr:
-    """Every failed rule's message joined by "; " (empty string when the row passes)."""
-    messages = [
-        pl.when(bad.fill_null(False)).then(msg if isinstance(msg, pl.Expr) else pl.lit(msg))
-        for bad, msg in rules
+        rules = _ohlcv_rules(interval, day, sorted_by_key)
+    elif dataset == "funding":
+        rules = _funding_rules(day, sorted_by_key)
+    elif dataset == "open_interest":
+        rules = _open_interest_rules(day, sorted_by_key)
+    elif dataset == "instruments":
+        rules = _instrument_rules(sorted_by_key)
+    else:
+        raise ValueError(f"no validation rules for dataset {dataset!r}")
+    messages = [  # a rule that is null (a null input) does not fail
+        pl.when(bad).then(msg if isinstance(msg, pl.Expr) else pl.lit(msg)) for bad, msg in rules
     ]
     return pl.concat_str(messages, separator="; ", ignore_nulls=True).alias(QUARANTINE_REASON)
 
 
 def validate(
-    df: pl.DataFrame, dataset: str, *, interval: Interval | None, day: date
+    df: pl.DataFrame,
+    dataset: str,
+    *,
+    interval: Interval | None,
+    day: date,
+    sorted_by_key: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split normalized, deduplicated rows into (good, quarantined).
 
@@ -142,14 +153,16 @@ def validate(
     `fetched_at` and a `reason` listing every failed rule ("high<low; volume<0"). Every input
     row lands in exactly one of the two. Rows sharing a key (different content from the same
     fetch, see `dedup_latest`) are all quarantined as "duplicate key": silver cannot tell
-    which one is right, and the coverage gap lets a later fetch repair it.
+    which one is right, and the coverage gap lets a later fetch repair it. `sorted_by_key`:
+    the rows come sorted by the dataset's key, as `dedup_latest` leaves them, so shared keys
+    are found between neighbours.
     """
-    rows = conform(df, working_schema(dataset))
-    checked = rows.with_columns(reason_expr(_rules(dataset, interval, day)))
+    checked = conform(df, working_schema(dataset)).with_columns(
+        _reason(dataset, interval, day, sorted_by_key)
+    )
     passed = pl.col(QUARANTINE_REASON) == ""
-    good = conform(checked.filter(passed), SILVER_SCHEMAS[dataset])
-    quarantined = conform(checked.filter(~passed), quarantine_schema(dataset))
-    return good, quarantined
+    good = collect(checked.lazy().filter(passed).select(SILVER_SCHEMAS[dataset].names()))
+    return good, checked.filter(~passed)
 
 
 def empty_quarantine(dataset: str) -> pl.DataFrame:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
 
 from models.coverage import COVERAGE_SCHEMA
 from models.enums import Interval
@@ -176,3 +178,43 @@ def test_dense_view_fills_the_grid_with_flagged_empty_candles() -> None:
     row = filled.row(0, named=True)
     assert (row["open"], row["close"], row["volume"]) == (None, None, 0.0)
     assert dense.filter(~pl.col("is_filled")).drop("is_filled").equals(sparse)
+
+
+def reference_gaps(present: set[int], expected: list[int]) -> list[tuple[int, int]]:
+    """Missing expected minutes merged into [start, end) runs, the slow obvious way."""
+    runs: list[tuple[int, int]] = []
+    for minute in expected:
+        if minute in present:
+            continue
+        if runs and runs[-1][1] == minute:
+            runs[-1] = (runs[-1][0], minute + 1)
+        else:
+            runs.append((minute, minute + 1))
+    return runs
+
+
+@given(
+    st.sets(st.integers(-5, 1445), max_size=60),
+    st.none() | st.integers(-100, 1500),
+    st.none() | st.integers(0, 1500 * 60),
+)
+def test_gaps_and_counts_match_the_expected_grid(
+    present: set[int], listed_minute: int | None, now_seconds: int | None
+) -> None:
+    """Gaps come from the present points alone; they must equal the expected grid's misses."""
+    day_start = at(DAY, 0)
+    listed = {"BTCUSDT": at(DAY, listed_minute) + timedelta(seconds=7)} if listed_minute else {}
+    now = day_start + timedelta(seconds=now_seconds) if now_seconds is not None else FETCHED
+    grid = expected_grid(
+        ["BTCUSDT"], Interval.M1, DAY, closed=now_seconds is None, now=now, listed_since=listed
+    )
+    expected = [(ts - day_start) // timedelta(minutes=1) for ts in grid.get_column("ts")]
+    row = coverage(
+        minutes(DAY, sorted(present)),
+        closed=now_seconds is None,
+        now=now,
+        listed_since=listed,
+    ).row(0, named=True)
+    assert row["rows_expected"] == len(expected)
+    assert row["rows_present"] == len({m for m in present if 0 <= m < 1440})
+    assert gaps(row) == reference_gaps(present, expected)

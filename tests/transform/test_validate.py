@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.enums import Interval
-from models.silver import SILVER_SCHEMAS
-from tasks.transform import quarantine_schema, validate
+from models.silver import SILVER_KEYS, SILVER_SCHEMAS
+from tasks.transform import dedup_latest, quarantine_schema, validate
 
 from .builders import DAY, FETCHED, at, silver_candles
 
@@ -196,3 +196,15 @@ def test_validation_partitions_rows_and_good_rows_satisfy_every_bound(
     )
     assert good.get_column("ts").dt.date().eq(DAY).all()
     assert good.select(pl.struct("symbol", "ts").is_unique().all()).item()
+
+
+@given(candles, st.integers(0, 3))
+def test_rows_sorted_by_key_validate_as_any_rows(
+    records: list[dict[str, object]], repeats: int
+) -> None:
+    """`sorted_by_key` finds shared keys between neighbours; the split must not change."""
+    frame = silver_candles(records + records[:repeats])
+    rows = dedup_latest(frame, SILVER_KEYS["ohlcv"])
+    fast = validate(rows, "ohlcv", interval=Interval.M1, day=DAY, sorted_by_key=True)
+    slow = validate(rows, "ohlcv", interval=Interval.M1, day=DAY)
+    assert fast[0].equals(slow[0]) and fast[1].equals(slow[1])
