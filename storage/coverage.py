@@ -292,9 +292,14 @@ class CoverageIndex:
             if cached is not None and cached[0] == names:
                 return cached
             try:
-                frames = [self._read(name) for name in names]
+                merged = self._extend(cached, names)
+                if merged is None:
+                    frames = [self._read(name) for name in names]
             except FileNotFoundError:
                 continue
+            if merged is not None:
+                self._cache.merged = (names, merged)
+                return names, merged
             merged = _merge(names, frames)
             self._cache.files = {n: f for n, f in zip(names, frames, strict=True)}
             self._cache.merged = (names, merged)
@@ -302,6 +307,29 @@ class CoverageIndex:
         raise RuntimeError(
             f"coverage index at {self._store.uri(COVERAGE_DIR)} kept changing while being read"
         )
+
+    def _extend(
+        self, cached: tuple[tuple[str, ...], pl.DataFrame] | None, names: tuple[str, ...]
+    ) -> pl.DataFrame | None:
+        """The cached merge overlaid with fragments published since, when that is all that
+        changed (every cached file still there, every new one a fragment named after them, so
+        the order a full merge would use is kept); else None."""
+        if cached is None or not cached[0]:
+            return None
+        old_names, merged = cached
+        old = set(old_names)
+        if not old <= set(names):
+            return None
+        new = [n for n in names if n not in old]
+        if not new or any(not n.startswith(FRAGMENTS_DIR) for n in new):
+            return None
+        seen = [n for n in old_names if n.startswith(FRAGMENTS_DIR)]
+        if seen and min(new) < max(seen):
+            return None
+        frames = [self._read(name) for name in new]
+        for name, frame in zip(new, frames, strict=True):
+            self._cache.files[name] = frame
+        return overlay(merged, latest(pl.concat(frames)))
 
     def _read(self, name: str) -> pl.DataFrame:
         cached = self._cache.files.get(name)

@@ -7,6 +7,7 @@ partition, the request window, the write time and the row count.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import io
 from datetime import UTC, datetime
@@ -23,7 +24,9 @@ COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
 
 
+@functools.cache
 def code_version() -> str:
+    """The installed package's version (looked up once: the metadata scan costs ~2 ms)."""
     try:
         return importlib.metadata.version("crypto-pipeline")
     except importlib.metadata.PackageNotFoundError:

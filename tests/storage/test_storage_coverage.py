@@ -352,3 +352,36 @@ def test_records_written_before_file_stamps_read_back_with_a_null_stamp(
     assert records.get_column("file_stamp").to_list() == [None]
     warehouse.coverage.upsert(frame(rec("ETHUSDT", date(2024, 1, 1))))
     assert warehouse.coverage.records().height == 2
+
+
+def test_cached_merge_extended_with_new_fragments_equals_a_fresh_read(
+    warehouse: Warehouse,
+) -> None:
+    """Fragments published after a query are overlaid on the cached merge; a fragment named
+    before those already merged (another writer's clock) forces a full merge instead."""
+    index = warehouse.coverage
+    index.upsert(frame(rec("BTCUSDT", DAY, updated=1), rec("ETHUSDT", DAY, updated=1)))
+    index.compact()
+    index.upsert(frame(rec("BTCUSDT", DAY, updated=2, rows=10)))
+    index.query()  # cached: snapshot + one fragment
+    index.upsert(frame(rec("BTCUSDT", DAY, updated=3, rows=20), rec("SOLUSDT", DAY, updated=3)))
+    index.upsert(frame(rec("ETHUSDT", DAY, updated=2, complete=False)))
+    late = frame(rec("SOLUSDT", DAY, updated=3, rows=5))  # ties with a later-named fragment
+    incremental = index.query()
+
+    def fresh() -> pl.DataFrame:
+        coverage_module._CACHES.clear()
+        return CoverageIndex(warehouse.store).query()
+
+    assert incremental.equals(fresh())
+    by_symbol = {r["symbol"]: r for r in incremental.iter_rows(named=True)}
+    assert by_symbol["BTCUSDT"]["rows_present"] == 20
+    assert by_symbol["ETHUSDT"]["complete"] is False
+
+    index = warehouse.coverage  # warm again, then a fragment named before the ones merged
+    index.query()
+    early = "_coverage/fragments/00000000000000000001-early.parquet"
+    warehouse.store.put_bytes(early, encode(late.to_arrow()))
+    assert index.query().equals(fresh())
+    # equal updated_at: the later file wins, whatever order the files were seen in
+    assert index.query().filter(pl.col("symbol") == "SOLUSDT")["rows_present"].to_list() == [1440]
