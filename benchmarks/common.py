@@ -95,9 +95,53 @@ def process_cpu_s(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / ticks
 
 
+PG_DSN = os.environ.get("CRYPTO_PIPELINE_BENCH_PG", "postgres@127.0.0.1:5432")
+
+
+def _postgres(statement: str) -> None:
+    """Run one statement on the server's `postgres` database (trust auth on loopback)."""
+    import asyncio
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def run() -> None:
+        conn = await asyncpg.connect(f"postgresql://{PG_DSN}/postgres", timeout=5)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 @contextmanager
-def prefect_server() -> Iterator[tuple[str, float, int]]:
-    """A `prefect server start` subprocess on a free port with its own SQLite home.
+def prefect_database(kind: str) -> Iterator[tuple[str, str | None]]:
+    """("postgresql" | "sqlite", connection URL or None for Prefect's SQLite default).
+
+    `kind` "postgresql" uses a fresh database on PostgreSQL at 127.0.0.1:5432 (as a
+    production server would); "auto" does so when it answers, else SQLite.
+    """
+    if kind in ("auto", "postgresql"):
+        database = f"bench_prefect_{os.getpid()}"
+        try:
+            _postgres(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            _postgres(f"CREATE DATABASE {database}")
+        except (OSError, ImportError) as exc:
+            if kind == "postgresql":
+                raise RuntimeError(f"PostgreSQL at {PG_DSN} is not usable: {exc}") from exc
+        else:
+            try:
+                yield "postgresql", f"postgresql+asyncpg://{PG_DSN}/{database}"
+            finally:
+                _postgres(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            return
+    yield "sqlite", None
+
+
+@contextmanager
+def prefect_server(database_url: str | None = None) -> Iterator[tuple[str, float, int]]:
+    """A `prefect server start` subprocess on a free port with its own home (and SQLite
+    database unless `database_url` names another).
 
     Yields (api_url, start-up seconds until /api/health answers, pid); stopped on exit.
     """
@@ -110,6 +154,8 @@ def prefect_server() -> Iterator[tuple[str, float, int]]:
         "PREFECT_SERVER_UI_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     env.pop("PREFECT_API_URL", None)
     prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
     started = time.perf_counter()
