@@ -151,6 +151,10 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
 
 
 async def prefect_backfill(job: dict[str, Any]) -> dict[str, Any]:
+    # Imports stay outside the timed region, like the direct job's. Prefect imports fastapi's
+    # encoders (~0.4 s) lazily on a process's first flow run, to serialize its parameters.
+    import fastapi.encoders  # noqa: F401
+
     from flows.backfill import backfill_flow
     from models.enums import Dataset, Exchange, Interval
 
