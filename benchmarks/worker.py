@@ -15,6 +15,7 @@ Settings (warehouse, sandbox URL, client pacing) come from the environment, as i
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import re
@@ -107,6 +108,12 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
     from models.settings import load_settings
     from storage import Warehouse
     from tasks.runtime import client_stats, close_clients
+
+    # Import what the backfill uses (Prefect too: the run logger looks for a run context)
+    # before timing, as the Prefect job does.
+    importlib.import_module("flows.backfill")
+    importlib.import_module("tasks.silver_day")
+    importlib.import_module("prefect").get_run_logger  # noqa: B018 - its lazy attribute import
 
     settings = load_settings()
     chunks = job.get("chunk_days") or 0
