@@ -70,6 +70,8 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
     )
     failures = [str(r) for r in results if isinstance(r, BaseException)]
     rows = sum(s.rows for r in results if not isinstance(r, BaseException) for s in r)
+    if groups:
+        await asyncio.to_thread(warehouse.coverage.compact)
     return rows, failures
 
 
@@ -98,6 +100,8 @@ async def direct_silver(request: Any, settings: Any, warehouse: Any) -> tuple[in
             )
 
     built = await asyncio.gather(*(build(d, s) for d, s in sorted(by_day.items())))
+    if by_day:
+        await asyncio.to_thread(warehouse.coverage.compact)
     rows = sum(int(p["rows"]) for day in built for p in day.partitions)
     return rows, [f for day in built for f in day.failures]
 

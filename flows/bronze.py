@@ -150,9 +150,11 @@ async def run_bronze(request: RunRequest, settings: Settings) -> dict[str, Any]:
         notices, outcome = await refresh_instruments(request, settings, warehouse)
         for notice in notices:
             log.info(notice)
-        _, fetched = await fetch_all(request, settings, warehouse)
+        specs, fetched = await fetch_all(request, settings, warehouse)
         outcome.extend(fetched)
         stats = client_stats()
+        if specs:  # the next run (often a fresh process) then reads one coverage file
+            await asyncio.to_thread(warehouse.coverage.compact)
     finally:
         await close_clients()
     rows = summary_table(outcome.summaries)

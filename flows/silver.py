@@ -139,6 +139,8 @@ async def run_silver(request: RunRequest, settings: Settings) -> dict[str, Any]:
     warehouse = Warehouse(settings.warehouse)
     specs = plan(warehouse, Layer.SILVER, request)
     outcome, aggregates = await build_days(request, settings, specs)
+    if specs:  # the next run (often a fresh process) then reads one coverage file
+        await asyncio.to_thread(warehouse.coverage.compact)
     instruments_rows = (
         build_instruments(request, warehouse) if Dataset.INSTRUMENTS in request.datasets else 0
     )
