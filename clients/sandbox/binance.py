@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import numpy as np
 from aiohttp import web
 
 from clients.sandbox import catalog, market
 from clients.sandbox.catalog import DAY_MS, HOUR_MS, PERP, SPOT, Listing
-from clients.sandbox.common import ApiError, backward, fixed, float_text, forward, json_response
+from clients.sandbox.common import ApiError, fixed, float_text, json_response
 from clients.sandbox.market import MINUTE_MS, Bar
+from clients.sandbox.pages import RowFormat, page
 from clients.sandbox.state import STATE, SandboxState
 
 FAR_MS = 2**62
@@ -229,8 +231,13 @@ def kline_rows(
     return list(zip(*columns, strict=True))
 
 
+SPOT_ROWS = RowFormat(lambda listing, bar, c, now_ms: kline_rows(listing, bar, c, futures=False))
+FUTURES_ROWS = RowFormat(lambda listing, bar, c, now_ms: kline_rows(listing, bar, c, futures=True))
+
+
 def _klines(futures: bool) -> Callable[[web.Request], object]:
     kind = PERP if futures else SPOT
+    fmt = FUTURES_ROWS if futures else SPOT_ROWS
     maximum = 1500 if futures else 1000
     allowed = {"symbol", "interval", "startTime", "endTime", "limit"}
     if not futures:
@@ -248,14 +255,12 @@ def _klines(futures: bool) -> Callable[[web.Request], object]:
         bar = bar_for(interval, time_zone_ms(q.get("timeZone")))
         if start is not None and end is not None and start > end:
             raise error(-1023, "Start time is greater than end time.")
-        now = state.now_ms()
         upper = FAR_MS if end is None else end + 1
-        if start is not None:
-            c = forward(state.seed, listing, bar, start, upper, limit, now)
-        else:
-            c = backward(state.seed, listing, bar, 0, upper, limit, now)
-        c = c.take(state.keep("binance", listing.symbol, c.ts))
-        return json_response(kline_rows(listing, bar, c, futures))
+        first, last = (0, True) if start is None else (start, False)
+        now = state.now_ms()
+        keep = partial(state.keep, "binance", listing.symbol)
+        rows = page(state.seed, listing, bar, fmt, first, upper, limit, now, last=last, keep=keep)
+        return json_response(rows)
 
     return handler
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import partial
 
 from aiohttp import web
 
 from clients.sandbox import catalog
 from clients.sandbox.catalog import SPOT, Listing
-from clients.sandbox.common import ApiError, backward, floats, forward, json_response
-from clients.sandbox.market import Bar
+from clients.sandbox.common import ApiError, floats, json_response
+from clients.sandbox.market import Bar, Candles
+from clients.sandbox.pages import RowFormat, page
 from clients.sandbox.state import STATE, SandboxState
 
 GRANULARITIES = (60, 300, 900, 3600, 21600, 86400)
@@ -117,9 +119,9 @@ async def candles(request: web.Request) -> web.Response:
     raw = q.get("granularity") or "60"
     if not raw.isdigit() or int(raw) not in GRANULARITIES:
         raise bad_request("Unsupported granularity")
-    seconds = int(raw)
-    bar = Bar(seconds * 1000)
+    bar = Bar(int(raw) * 1000)
     now = state.now_ms()
+    keep = partial(state.keep, "coinbase", listing.symbol)
     if q.get("start") and q.get("end"):
         start, end = parse_time(q["start"], "start"), parse_time(q["end"], "end")
         if end < start:
@@ -129,17 +131,26 @@ async def candles(request: web.Request) -> web.Response:
                 "granularity too small for the requested time range. Count of aggregations "
                 "requested exceeds 300"
             )
-        c = forward(state.seed, listing, bar, bar.floor(start), end + 1, MAX_BUCKETS, now)
+        first, upper, last = bar.floor(start), end + 1, False
     else:
-        c = backward(state.seed, listing, bar, bar.floor(now) - (MAX_BUCKETS - 1) * bar.length_ms,
-                     now + 1, MAX_BUCKETS, now)  # fmt: skip
-    c = c.take(state.keep("coinbase", listing.symbol, c.ts))
+        first = bar.floor(now) - (MAX_BUCKETS - 1) * bar.length_ms
+        upper, last = now + 1, True
+    rows = page(
+        state.seed, listing, bar, CANDLE_ROWS, first, upper, MAX_BUCKETS, now, last=last, keep=keep
+    )
+    return json_response(rows)
+
+
+def candle_rows(listing: Listing, bar: Bar, c: Candles, now_ms: int) -> list[tuple[float, ...]]:
+    """Rows ``[time, low, high, open, close, volume]``, oldest first (served newest first)."""
     td = listing.tick_decimals
     lm, ld = listing.lot_parts
     low, high, op, close = (floats(getattr(c, f), td) for f in ("low", "high", "open", "close"))
     volume = floats(c.volume * lm, ld)
-    rows = list(zip((c.ts // 1000).tolist(), low, high, op, close, volume, strict=True))
-    return json_response(rows[::-1])
+    return list(zip((c.ts // 1000).tolist(), low, high, op, close, volume, strict=True))
+
+
+CANDLE_ROWS = RowFormat(candle_rows, newest_first=True)
 
 
 def routes() -> list[web.RouteDef]:

@@ -65,22 +65,32 @@ def stable_key(*parts: object) -> int:
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
     x = x + _U64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
-    return x ^ (x >> _U64(31))
+    x ^= x >> _U64(30)
+    x *= _U64(0xBF58476D1CE4E5B9)
+    x ^= x >> _U64(27)
+    x *= _U64(0x94D049BB133111EB)
+    x ^= x >> _U64(31)
+    return x
+
+
+def _hashed(key: np.ndarray | np.uint64, index: np.ndarray) -> np.ndarray:
+    """Uniform [0, 1) values hashed from (key, integer index), uint64 keys broadcast on index."""
+    with np.errstate(over="ignore"):
+        x = _mix(index.astype(np.int64).view(_U64) ^ key)
+    x >>= _U64(11)
+    return x.astype(np.float64) * _MASK53
 
 
 def uniform(key: int, index: np.ndarray) -> np.ndarray:
     """Uniform [0, 1) values hashed from (key, integer index)."""
-    with np.errstate(over="ignore"):
-        x = _mix(index.astype(np.int64).view(_U64) ^ _U64(key))
-    return (x >> _U64(11)).astype(np.float64) * _MASK53
+    return _hashed(_U64(key), index)
 
 
 def normal(key: int, index: np.ndarray) -> np.ndarray:
     """Roughly standard-normal values (sum of three uniforms, rescaled)."""
-    total = uniform(key, index) + uniform(key ^ 0x5555, index) + uniform(key ^ 0xAAAA, index)
-    return (total - 1.5) * 2.0
+    keys = np.array([key, key ^ 0x5555, key ^ 0xAAAA], dtype=_U64)
+    u = _hashed(keys.reshape((3,) + (1,) * index.ndim), index)  # all three in one pass
+    return (u[0] + u[1] + u[2] - 1.5) * 2.0
 
 
 def _value_noise(key: int, k: np.ndarray, spacing: int) -> np.ndarray:
@@ -364,6 +374,10 @@ class Bar:
             return _month_floor(open_ms + 32 * DAY_MS * self.months, self.offset_ms, self.months)
         return open_ms + self.length_ms
 
+    def window_start(self, window: int) -> int:
+        """Open time of day-long window ``window`` of an intraday bar (aligned to its buckets)."""
+        return window * DAY_MS + self.offset_ms % self.length_ms
+
     def close_times(self, opens: np.ndarray) -> np.ndarray:
         """Open time of the following bucket for each bucket open time."""
         if self.months:
@@ -434,30 +448,37 @@ def candles(
 def _intraday(
     seed: int, listing: Listing, bar: Bar, start_ms: int, end_ms: int, now_ms: int
 ) -> Candles:
-    off = bar.offset_ms % bar.length_ms
-    first = max(bar.floor(start_ms), bar.floor(listing.listed_ms))
-    if first >= end_ms:
-        return EMPTY
     parts = []
-    for window in range((first - off) // DAY_MS, (end_ms - 1 - off) // DAY_MS + 1):
-        lo = window * DAY_MS + off
-        if lo + DAY_MS <= now_ms:
-            if bar.length_ms == MINUTE_MS:
-                chunk = cached_minutes(seed, listing, lo, lo + DAY_MS)
-            else:
-                chunk = _window(seed, listing, bar, window)
-        else:
-            minutes = _partial(cached_minutes(seed, listing, lo, lo + DAY_MS), now_ms)
-            chunk = (
-                minutes
-                if bar.length_ms == MINUTE_MS
-                else aggregate_fixed(minutes, bar.length_ms, off)
-            )
+    for window in windows(listing, bar, start_ms, end_ms):
+        chunk = window_candles(seed, listing, bar, window, now_ms)
+        lo = bar.window_start(window)
         if lo < start_ms or lo + DAY_MS > end_ms:
             chunk = chunk.take((chunk.ts >= start_ms) & (chunk.ts < end_ms))
         if len(chunk):
             parts.append(chunk)
     return Candles.concat(parts)
+
+
+def windows(listing: Listing, bar: Bar, start_ms: int, end_ms: int) -> range:
+    """The day-long windows of an intraday bar that hold its candles opening in [start, end)."""
+    off = bar.offset_ms % bar.length_ms
+    first = max(bar.floor(start_ms), bar.floor(listing.listed_ms))
+    if first >= end_ms:
+        return range(0)
+    return range((first - off) // DAY_MS, (end_ms - 1 - off) // DAY_MS + 1)
+
+
+def window_candles(seed: int, listing: Listing, bar: Bar, window: int, now_ms: int) -> Candles:
+    """Candles of one window of an intraday bar as of ``now_ms`` (cut at now while it is open)."""
+    lo = bar.window_start(window)
+    if lo + DAY_MS <= now_ms:
+        if bar.length_ms == MINUTE_MS:
+            return cached_minutes(seed, listing, lo, lo + DAY_MS)
+        return _window(seed, listing, bar, window)
+    minutes = _partial(cached_minutes(seed, listing, lo, lo + DAY_MS), now_ms)
+    if bar.length_ms == MINUTE_MS:
+        return minutes
+    return aggregate_fixed(minutes, bar.length_ms, bar.offset_ms % bar.length_ms)
 
 
 # --------------------------------------------------------------------------- funding

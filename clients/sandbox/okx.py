@@ -22,20 +22,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import partial
 
 import numpy as np
 from aiohttp import web
 
 from clients.sandbox import catalog, market
 from clients.sandbox.catalog import DAY_MS, HOUR_MS, PERP, SPOT, Listing
-from clients.sandbox.common import (
-    ApiError,
-    backward,
-    json_response,
-    trim_text,
-    trimmed,
-)
+from clients.sandbox.common import ApiError, json_response, trim_text, trimmed
 from clients.sandbox.market import MINUTE_MS, Bar
+from clients.sandbox.pages import RowFormat, page
 from clients.sandbox.state import STATE, SandboxState
 
 FAR_MS = 2**62
@@ -80,7 +76,7 @@ OKX_BARS = _bars()
 CANDLE_BARS = {name: bar for name, bar in OKX_BARS.items() if name not in ("5D", "5Dutc")}
 
 
-def ok(data: list[object]) -> web.Response:
+def ok(data: object) -> web.Response:
     return json_response({"code": "0", "msg": "", "data": data})
 
 
@@ -138,23 +134,26 @@ def instrument(state: SandboxState, inst_id: str, kinds: tuple[str, ...] = (SPOT
 # --------------------------------------------------------------------------- candles
 
 
-def candle_rows(listing: Listing, bar: Bar, c: market.Candles, now_ms: int) -> list[list[str]]:
+def candle_rows(
+    listing: Listing, bar: Bar, c: market.Candles, now_ms: int
+) -> list[tuple[str, ...]]:
+    """Candle rows, oldest first (the endpoints serve them newest first)."""
     td = listing.tick_decimals
     lm, ld = listing.lot_parts
     o, h, lo, cl = (trimmed(getattr(c, f), td) for f in ("open", "high", "low", "close"))
     quote = trimmed(c.quote_volume * lm, td + ld)
     if listing.kind == PERP:
-        vol = [str(v) for v in c.volume.tolist()]  # contracts
+        vol = list(map(str, c.volume.tolist()))  # contracts
         vol_ccy = trimmed(c.volume * lm, ld)
     else:
         vol = trimmed(c.volume * lm, ld)
         vol_ccy = quote
     confirm = np.where(bar.close_times(c.ts) <= now_ms, "1", "0").tolist()
-    rows = [
-        [str(t), o[i], h[i], lo[i], cl[i], vol[i], vol_ccy[i], quote[i], confirm[i]]
-        for i, t in enumerate(c.ts.tolist())
-    ]
-    return rows[::-1]
+    ts = map(str, c.ts.tolist())
+    return list(zip(ts, o, h, lo, cl, vol, vol_ccy, quote, confirm, strict=True))
+
+
+CANDLE_ROWS = RowFormat(candle_rows, newest_first=True)
 
 
 def _candles(recent: bool):  # type: ignore[no-untyped-def]
@@ -179,9 +178,11 @@ def _candles(recent: bool):  # type: ignore[no-untyped-def]
                 oldest = latest - (RECENT_CANDLES - 1) * bar.length_ms
             low = max(low, oldest)
         high = FAR_MS if after is None else after
-        c = backward(state.seed, listing, bar, low, high, limit, now)
-        c = c.take(state.keep("okx", listing.symbol, c.ts))
-        return ok(candle_rows(listing, bar, c, now))  # type: ignore[arg-type]
+        keep = partial(state.keep, "okx", listing.symbol)
+        rows = page(
+            state.seed, listing, bar, CANDLE_ROWS, low, high, limit, now, last=True, keep=keep
+        )
+        return ok(rows)
 
     return handler
 
@@ -305,7 +306,7 @@ async def open_interest_history(request: web.Request) -> web.Response:
     times = times[-OI_HISTORY_ENTRIES:]
     times = _newest(times, end, begin, limit)
     times = times[state.keep("okx", listing.symbol, times)]
-    return ok(oi_figures(state, listing, times)[::-1])  # type: ignore[arg-type]
+    return ok(oi_figures(state, listing, times)[::-1])
 
 
 # --------------------------------------------------------------------------- instruments
@@ -362,7 +363,7 @@ async def instruments(request: web.Request) -> web.Response:
         chosen = [item for item in chosen if item.native == q["instId"]]
         if not chosen:
             raise UNKNOWN_INSTRUMENT
-    return ok([instrument_row(item, inst_type) for item in chosen])  # type: ignore[arg-type]
+    return ok([instrument_row(item, inst_type) for item in chosen])
 
 
 async def server_time(request: web.Request) -> web.Response:

@@ -242,3 +242,13 @@ def test_year_of_1m_candles_is_fast() -> None:
     elapsed = time.perf_counter() - started
     assert len(c) > 520_000
     assert elapsed < 2.0, f"a year of 1m candles took {elapsed:.2f}s"
+
+
+def test_normal_hashes_three_uniforms_in_one_pass() -> None:
+    index = np.arange(-5, 2000, 7, dtype=np.int64)
+    key = market.stable_key(7, "asset", "BTC")
+    three = market.uniform(key, index) + market.uniform(key ^ 0x5555, index)
+    three = three + market.uniform(key ^ 0xAAAA, index)
+    assert np.array_equal(market.normal(key, index), (three - 1.5) * 2.0)  # bit for bit
+    pinned = [0.5665615751722809, 0.8833108082136426]  # values before the hashing was batched
+    assert market.uniform(1, np.array([0, 1], dtype=np.int64)).tolist() == pinned
