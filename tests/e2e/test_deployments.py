@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,14 @@ async def artifact_keys(flow_run_id: Any) -> set[str]:
 
 
 @pytest.fixture
-def api_env(prefect_stack: PrefectStack, monkeypatch: pytest.MonkeyPatch) -> PrefectStack:
+def api_env(prefect_stack: PrefectStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectStack]:
+    """This test process talks to the stack's server, also when another test module's
+    temporary Prefect server (whose settings override the environment) is active."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.setenv("PREFECT_API_URL", prefect_stack.api_url)
-    return prefect_stack
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}):
+        yield prefect_stack
 
 
 def test_backfill_deployment_on_process_workers(
