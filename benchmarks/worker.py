@@ -4,7 +4,7 @@ Prints one JSON line: the job's timings plus the process's own peak RSS. Jobs:
 
 * ``direct``: the backfill (instruments, bronze fetch, silver, aggregates) through the same
   production functions the Prefect tasks wrap, called directly, with the same planning and the
-  same concurrency (`flows.common.DAYS_AT_ONCE` days at once).
+  same per-exchange concurrency (`flows.common.PER_EXCHANGE_CONCURRENCY` days at once).
 * ``prefect``: the same backfill through `flows.backfill.backfill_flow` (needs PREFECT_API_URL).
 * ``ccxt``: the same 1m candle fetch with ccxt's async clients (fetch to a list only).
 * ``polite``: the direct backfill with client pacing on, stopped after ``seconds``.
@@ -38,7 +38,7 @@ def _days(start: str, end: str) -> list[date]:
 
 async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
     """`flows.bronze.run_bronze` minus Prefect: instruments, plan, bounded fetches."""
-    from flows.common import DAYS_AT_ONCE, plan
+    from flows.common import PER_EXCHANGE_CONCURRENCY, plan
     from flows.listings import has_fresh_snapshot
     from models.enums import Layer
     from tasks import bronze
@@ -48,14 +48,16 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
             await bronze.fetch_instruments(
                 exchange, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
             )
-    gate = asyncio.Semaphore(DAYS_AT_ONCE)
-    groups: dict[date, list[Any]] = defaultdict(list)
+    gates: dict[Any, asyncio.Semaphore] = defaultdict(
+        lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
+    )
+    groups: dict[tuple[Any, date], list[Any]] = defaultdict(list)
     for spec in plan(warehouse, Layer.BRONZE, request):
-        groups[spec.day].append(spec)
+        groups[(spec.exchange, spec.day)].append(spec)
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
 
-    async def fetch(specs: list[Any]) -> Any:
-        async with gate:
+    async def fetch(exchange: Any, specs: list[Any]) -> Any:
+        async with gates[exchange]:
             return await bronze.fetch_day(
                 specs,
                 symbols,
@@ -64,7 +66,7 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
             )
 
     results = await asyncio.gather(
-        *(fetch(g) for _, g in sorted(groups.items())), return_exceptions=True
+        *(fetch(e, g) for (e, _), g in sorted(groups.items())), return_exceptions=True
     )
     failures = [str(r) for r in results if isinstance(r, BaseException)]
     rows = sum(s.rows for r in results if not isinstance(r, BaseException) for s in r)
@@ -75,7 +77,8 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
 
 async def direct_silver(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
     """`flows.silver.build_days` minus Prefect: plan, then one `build_day` per day, bounded."""
-    from flows.common import DAYS_AT_ONCE, plan
+    from flows.common import plan
+    from flows.silver import DAYS_AT_ONCE
     from models.enums import Layer
     from tasks.silver_day import build_day
 

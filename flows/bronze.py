@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from datetime import date
 from typing import Any
 
@@ -13,7 +14,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
-from flows.common import DAYS_AT_ONCE, Outcome, PipelineFailed, plan, summary_table
+from flows.common import PER_EXCHANGE_CONCURRENCY, Outcome, PipelineFailed, plan, summary_table
 from flows.listings import check_listed, has_fresh_snapshot, latest_instruments
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
@@ -51,7 +52,7 @@ async def refresh_instruments(
 async def fetch_all(
     request: RunRequest, settings: Settings, warehouse: Warehouse
 ) -> tuple[list[PartitionSpec], Outcome]:
-    """Plan from coverage, then one fetch task per day with planned partitions."""
+    """Plan from coverage, then one fetch task per exchange and day with planned partitions."""
     specs = plan(warehouse, Layer.BRONZE, request)
     progress = Progress(stage="bronze", total=len(specs))
     publish(progress)
@@ -69,18 +70,18 @@ async def fetch_all(
         ],
     )
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
-    # One task per day holding every exchange's planned partitions: orchestration costs per
-    # task run (client engine and API server), so fewer, day-sized tasks keep it small. Within
-    # a task the exchanges' requests run concurrently, each paced by its own limiters.
-    by_day: dict[date, list[PartitionSpec]] = {}
+    groups: dict[tuple[Exchange, date], list[PartitionSpec]] = {}
     for spec in specs:
-        by_day.setdefault(spec.day, []).append(spec)
-    gate = asyncio.Semaphore(DAYS_AT_ONCE)
+        groups.setdefault((spec.exchange, spec.day), []).append(spec)
+    gates: dict[Exchange, asyncio.Semaphore] = defaultdict(
+        lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
+    )
     outcome = Outcome()
 
-    async def one(day: date, group: list[PartitionSpec]) -> None:
-        async with gate:
+    async def one(exchange: Exchange, day: date, group: list[PartitionSpec]) -> None:
+        async with gates[exchange]:
             state = await fetch(  # type: ignore[misc]
+                exchange,
                 day,
                 group,
                 symbols,
@@ -98,14 +99,14 @@ async def fetch_all(
             outcome.failures.extend(exc.errors)
             failed = len(exc.errors)
         except Exception as exc:
-            outcome.failures.append(f"bronze {day}: {type(exc).__name__}: {exc}")
+            outcome.failures.append(f"{exchange.value}/{day}: {type(exc).__name__}: {exc}")
             failed = len(group)
         progress.done += len(group)
         progress.failed += failed
         progress.requests = sum(s["requests"] for s in client_stats().values())
         publish(progress)
 
-    await asyncio.gather(*(one(day, group) for day, group in sorted(by_day.items())))
+    await asyncio.gather(*(one(e, d, g) for (e, d), g in sorted(groups.items())))
     progress.rows = sum(int(s.get("rows", 0)) for s in outcome.summaries)
     publish(progress)
     if artifact_id is not None:

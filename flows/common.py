@@ -16,9 +16,8 @@ from models.requests import PartitionSpec, RunRequest
 from storage import PartitionKey, Warehouse
 from tasks.runtime import run_logger
 
-# Days fetched or built at once (each day: every exchange's partitions); the clients' rate
-# limiters set the pace of requests, this bounds memory and open work.
-DAYS_AT_ONCE = 4
+# Partitions of one exchange processed at once; the clients' rate limiters set the pace.
+PER_EXCHANGE_CONCURRENCY = 4
 # Threads reading stored files back when planning (pyarrow decodes outside the GIL).
 VALIDATE_THREADS = 8
 

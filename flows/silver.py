@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.events import emit_event
 
-from flows.common import DAYS_AT_ONCE, Outcome, PipelineFailed, plan
+from flows.common import Outcome, PipelineFailed, plan
 from flows.listings import latest_instruments
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
@@ -82,6 +82,10 @@ def quality_markdown(
             if float(s.get("gap_minutes", 0.0)) > 0
         ]
     return "\n".join(lines)
+
+
+# Days built at once: enough to overlap orchestration latency with other days' work.
+DAYS_AT_ONCE = 4
 
 
 async def build_days(

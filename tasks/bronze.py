@@ -58,7 +58,7 @@ class PartitionFetchFailed(Exception):
 
 
 class DayFetchFailed(Exception):
-    """Some partitions of a day failed; the others were stored.
+    """Some partitions of an exchange's day failed; the others were stored.
 
     `summaries` holds every partition that got as far as a summary (failed symbols listed in
     each); `errors` names each failure, partition first.
@@ -238,7 +238,7 @@ async def fetch_day(
     force: bool = False,
     repair: Collection[PartitionSpec] = (),
 ) -> list[FetchSummary]:
-    """Fetch several partitions (a day: every exchange, dataset and interval) at once.
+    """Fetch several partitions (one exchange's day: every dataset and interval) at once.
 
     Each partition is `fetch_partition` (`repair` lists those whose stored file is damaged).
     Raises `DayFetchFailed` once all have finished if any failed; the others are stored.

@@ -27,7 +27,7 @@ CODE_VERSION = version("crypto-pipeline")
 
 
 def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-    """Cache key for a closed day's partitions (partitions, symbols, warehouse, code version).
+    """Cache key for an exchange's closed day (partitions, symbols, warehouse, code version).
 
     Only issued while the warehouse's coverage index records every partition complete for
     every symbol, so a cached result never stands in for data the warehouse does not hold (a
@@ -67,7 +67,7 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(
     name="fetch-day",
-    task_run_name="fetch {day}",
+    task_run_name="fetch {exchange} {day}",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_jitter_factor=0.5,
@@ -77,6 +77,7 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     cache_result_in_memory=False,
 )
 async def fetch_day_task(
+    exchange: Exchange,
     day: date,
     specs: list[PartitionSpec],
     symbols: dict[Dataset, list[str]],
@@ -85,7 +86,7 @@ async def fetch_day_task(
     force: bool = False,
     repair: list[PartitionSpec] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fetch one day's planned partitions (exchanges, datasets, intervals; all symbols)."""
+    """Fetch one exchange's day (every planned dataset and interval, all symbols) into bronze."""
     summaries = await bronze.fetch_day(
         specs,
         symbols,

@@ -1,4 +1,4 @@
-"""`tasks.bronze.fetch_day` (a day's partitions) and the closed-day cache
+"""`tasks.bronze.fetch_day` (one exchange's day, several partitions) and the closed-day cache
 key of its Prefect task, against the sandbox, without Prefect."""
 
 from __future__ import annotations
