@@ -67,7 +67,8 @@ def build_day(
     """
     result = SilverDay(day=day)
     raised = False
-    for spec in native_first([s for s in specs if s.day == day]):
+    todays = [s for s in specs if s.day == day]
+    for spec in native_first(todays):
         try:
             summary = build_partition(
                 spec, list(symbols[spec.dataset]), warehouse_uri=warehouse_uri, force=force
@@ -79,7 +80,7 @@ def build_day(
         result.partitions.append(summary.as_dict())
         if summary.error:
             result.failures.append(f"{summary.partition}: {summary.error}")
-    for interval in aggregate_intervals([s for s in specs if s.day == day]):
+    for interval in aggregate_intervals(todays):
         label = f"aggregated/ohlcv/{interval.value}/{day}"
         try:
             summary = build_aggregate(interval, day, list(exchanges), warehouse_uri=warehouse_uri)
