@@ -37,7 +37,9 @@ def _days(start: str, end: str) -> list[date]:
 
 
 async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
-    """`flows.bronze.run_bronze` minus Prefect: instruments, plan, bounded fetches."""
+    """`flows.bronze.run_bronze` minus Prefect: instruments, plan, then `fetch_days` per
+    exchange chunk of days (`flows.bronze.fetch_groups`), bounded per exchange."""
+    from flows.bronze import fetch_groups
     from flows.common import PER_EXCHANGE_CONCURRENCY, plan
     from flows.listings import has_fresh_snapshot
     from models.enums import Layer
@@ -51,23 +53,19 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
     gates: dict[Any, asyncio.Semaphore] = defaultdict(
         lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
     )
-    groups: dict[tuple[Any, date], list[Any]] = defaultdict(list)
-    for spec in plan(warehouse, Layer.BRONZE, request):
-        groups[(spec.exchange, spec.day)].append(spec)
+    groups = fetch_groups(plan(warehouse, Layer.BRONZE, request))
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
 
     async def fetch(exchange: Any, specs: list[Any]) -> Any:
         async with gates[exchange]:
-            return await bronze.fetch_day(
+            return await bronze.fetch_days(
                 specs,
                 symbols,
                 warehouse_uri=settings.warehouse,
                 sandbox_url=settings.sandbox_url,
             )
 
-    results = await asyncio.gather(
-        *(fetch(e, g) for (e, _), g in sorted(groups.items())), return_exceptions=True
-    )
+    results = await asyncio.gather(*(fetch(e, g) for e, _, g in groups), return_exceptions=True)
     failures = [str(r) for r in results if isinstance(r, BaseException)]
     rows = sum(s.rows for r in results if not isinstance(r, BaseException) for s in r)
     if groups:
@@ -76,34 +74,37 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
 
 
 async def direct_silver(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
-    """`flows.silver.build_days` minus Prefect: plan, then one `build_day` per day, bounded."""
-    from flows.common import plan
+    """`flows.silver.build_days` minus Prefect: plan, then `build_days` per chunk of days
+    (`chunk_specs`) in a thread, `DAYS_AT_ONCE` chunks at once."""
+    from flows.common import chunk_specs, plan
     from flows.silver import DAYS_AT_ONCE
     from models.enums import Layer
-    from tasks.silver_day import build_day
+    from tasks.silver_day import SilverDay, SilverDaysFailed, build_days
 
-    by_day: dict[date, list[Any]] = defaultdict(list)
-    for spec in plan(warehouse, Layer.SILVER, request):
-        by_day[spec.day].append(spec)
+    chunks = chunk_specs(plan(warehouse, Layer.SILVER, request), DAYS_AT_ONCE)
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
     gate = asyncio.Semaphore(DAYS_AT_ONCE)
 
-    async def build(day: date, specs: list[Any]) -> Any:
+    async def build(days: list[date], specs: list[Any]) -> list[SilverDay]:
         async with gate:
-            return await asyncio.to_thread(
-                build_day,
-                day,
-                specs,
-                symbols,
-                list(request.exchanges),
-                warehouse_uri=settings.warehouse,
-            )
+            try:
+                return await asyncio.to_thread(
+                    build_days,
+                    days,
+                    specs,
+                    symbols,
+                    list(request.exchanges),
+                    warehouse_uri=settings.warehouse,
+                )
+            except SilverDaysFailed as exc:
+                return exc.results
 
-    built = await asyncio.gather(*(build(d, s) for d, s in sorted(by_day.items())))
-    if by_day:
+    built = await asyncio.gather(*(build(d, s) for d, s in chunks))
+    if chunks:
         await asyncio.to_thread(warehouse.coverage.compact)
-    rows = sum(int(p["rows"]) for day in built for p in day.partitions)
-    return rows, [f for day in built for f in day.failures]
+    days = [day for chunk in built for day in chunk]
+    rows = sum(int(p["rows"]) for day in days for p in day.partitions)
+    return rows, [f for day in days for f in day.failures]
 
 
 async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +118,7 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
     # before timing, as the Prefect job does.
     importlib.import_module("flows.backfill")
     importlib.import_module("tasks.silver_day")
+    importlib.import_module("clients.factory")  # aiohttp: the ccxt job imports it untimed too
     importlib.import_module("prefect").get_run_logger  # noqa: B018 - its lazy attribute import
 
     settings = load_settings()
@@ -166,6 +168,7 @@ async def prefect_backfill(job: dict[str, Any]) -> dict[str, Any]:
     # encoders (~0.4 s) lazily on a process's first flow run, to serialize its parameters.
     import fastapi.encoders  # noqa: F401
 
+    import clients.factory  # noqa: F401 - aiohttp: the ccxt job imports it untimed too
     from flows.backfill import backfill_flow
     from models.enums import Dataset, Exchange, Interval
 

@@ -41,7 +41,26 @@ class Provenance:
     fetched_at: int
 
 
-def _provenance_columns(prov: Provenance, height: int) -> list[pl.Series]:
+def _provenance_block(prov: Provenance, height: int) -> pl.DataFrame:
+    """The provenance columns of `prov`, `height` rows: sliced from a block built once per
+    `Provenance` (every page of a symbol's day shares one), not rebuilt for each page."""
+    block = _PROVENANCE_BLOCKS.get(prov)
+    if block is None or block.height < height:
+        block = _build_provenance(prov, max(height, _PROVENANCE_ROWS))
+        if len(_PROVENANCE_BLOCKS) >= _PROVENANCE_KEEP:
+            _PROVENANCE_BLOCKS.clear()
+        _PROVENANCE_BLOCKS[prov] = block
+    return block.head(height)
+
+
+# Blocks of provenance columns by `Provenance`: a block serves every page of a symbol's day
+# (pages are at most 1,000 rows). Bounded: cleared when this many are held.
+_PROVENANCE_ROWS = 1_500
+_PROVENANCE_KEEP = 512
+_PROVENANCE_BLOCKS: dict[Provenance, pl.DataFrame] = {}
+
+
+def _build_provenance(prov: Provenance, height: int) -> pl.DataFrame:
     values: dict[str, Any] = {
         "exchange": prov.exchange.value,
         "symbol": prov.symbol,
@@ -58,7 +77,7 @@ def _provenance_columns(prov: Provenance, height: int) -> list[pl.Series]:
         else:
             one = pl.Series(name, [values[name]], dtype=dtype)
         columns.append(one.new_from_index(0, height))
-    return columns
+    return pl.DataFrame(columns)
 
 
 def _typed(name: str, values: Sequence[Any], dtype: pl.DataType) -> pl.Series:
@@ -75,7 +94,7 @@ def _constant(name: str, value: Any, dtype: pl.DataType, height: int) -> pl.Seri
 
 def _assemble(prov: Provenance, dataset: Dataset, raw: list[pl.Series]) -> pl.DataFrame:
     height = raw[0].len() if raw else 0
-    frame = pl.DataFrame([*_provenance_columns(prov, height), *raw])
+    frame = _provenance_block(prov, height).hstack(raw)
     expected = _bronze_schema(prov.exchange, dataset)
     if frame.schema != expected:  # pragma: no cover - guarded by construction
         raise DecodeError(f"frame schema {frame.schema} != bronze schema {expected}")
@@ -202,12 +221,18 @@ def instruments_frame(
 
 
 def window_filter(frame: pl.DataFrame, column: str, start: int, end: int) -> pl.DataFrame:
-    """Rows whose integer-ms (or numeric-string) `column` lies in [start, end), once, ascending."""
+    """Rows whose integer-ms (or numeric-string) `column` lies in [start, end), once, ascending.
+
+    One query: a stable sort by the key, then the first row of each run of equal keys (so a
+    repeated key keeps its first occurrence in page order).
+    """
     key = pl.col(column).cast(pl.Int64)
     return (
-        frame.filter((key >= start) & (key < end))
-        .unique(subset=[column], keep="first", maintain_order=True)
-        .sort(key)
+        frame.lazy()
+        .filter((key >= start) & (key < end))
+        .sort(key, maintain_order=True)
+        .filter(key.ne_missing(key.shift(1)))
+        .collect(engine="in-memory")
     )
 
 

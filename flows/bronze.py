@@ -14,7 +14,14 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
-from flows.common import PER_EXCHANGE_CONCURRENCY, Outcome, PipelineFailed, plan, summary_table
+from flows.common import (
+    PER_EXCHANGE_CONCURRENCY,
+    Outcome,
+    PipelineFailed,
+    chunk_specs,
+    plan,
+    summary_table,
+)
 from flows.listings import check_listed, has_fresh_snapshot, latest_instruments
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
@@ -22,7 +29,7 @@ from models.requests import PartitionSpec, RunRequest
 from models.settings import Settings, load_settings
 from storage import Warehouse
 from tasks.bronze import DayFetchFailed
-from tasks.prefect_tasks import fetch_day_task, fetch_instruments_task
+from tasks.prefect_tasks import day_span, fetch_days_task, fetch_instruments_task
 from tasks.runtime import client_stats, close_clients, run_logger
 
 
@@ -49,10 +56,28 @@ async def refresh_instruments(
     return notices, outcome
 
 
+FetchGroup = tuple[Exchange, list[date], list[PartitionSpec]]
+
+
+def fetch_groups(specs: list[PartitionSpec]) -> list[FetchGroup]:
+    """One group per fetch task: each exchange's planned days in `day_chunks` (as many as the
+    exchange fetches at once, each of at most `MAX_DAYS_PER_TASK` days), with their specs.
+    Tasks never mix exchanges, so each exchange's rate limit paces only its own."""
+    by_exchange: dict[Exchange, list[PartitionSpec]] = {}
+    for spec in specs:
+        by_exchange.setdefault(spec.exchange, []).append(spec)
+    return [
+        (exchange, days, group)
+        for exchange, exchange_specs in sorted(by_exchange.items())
+        for days, group in chunk_specs(exchange_specs, PER_EXCHANGE_CONCURRENCY)
+    ]
+
+
 async def fetch_all(
     request: RunRequest, settings: Settings, warehouse: Warehouse
 ) -> tuple[list[PartitionSpec], Outcome]:
-    """Plan from coverage, then one fetch task per exchange and day with planned partitions."""
+    """Plan from coverage, then one fetch task per group of `fetch_groups` (an exchange's
+    chunk of days), at most `PER_EXCHANGE_CONCURRENCY` at once per exchange."""
     specs = plan(warehouse, Layer.BRONZE, request)
     progress = Progress(stage="bronze", total=len(specs))
     publish(progress)
@@ -63,26 +88,23 @@ async def fetch_all(
         if specs
         else None
     )
-    fetch = fetch_day_task.with_options(
+    fetch = fetch_days_task.with_options(
         retries=settings.task_retries,
         retry_delay_seconds=[
             settings.task_retry_delay_s * 3**i for i in range(settings.task_retries)
         ],
     )
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
-    groups: dict[tuple[Exchange, date], list[PartitionSpec]] = {}
-    for spec in specs:
-        groups.setdefault((spec.exchange, spec.day), []).append(spec)
     gates: dict[Exchange, asyncio.Semaphore] = defaultdict(
         lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
     )
     outcome = Outcome()
 
-    async def one(exchange: Exchange, day: date, group: list[PartitionSpec]) -> None:
+    async def one(exchange: Exchange, days: list[date], group: list[PartitionSpec]) -> None:
         async with gates[exchange]:
             state = await fetch(  # type: ignore[misc]
                 exchange,
-                day,
+                days,
                 group,
                 symbols,
                 settings.warehouse,
@@ -99,14 +121,16 @@ async def fetch_all(
             outcome.failures.extend(exc.errors)
             failed = len(exc.errors)
         except Exception as exc:
-            outcome.failures.append(f"{exchange.value}/{day}: {type(exc).__name__}: {exc}")
+            outcome.failures.append(
+                f"{exchange.value}/{day_span(days)}: {type(exc).__name__}: {exc}"
+            )
             failed = len(group)
         progress.done += len(group)
         progress.failed += failed
         progress.requests = sum(s["requests"] for s in client_stats().values())
         publish(progress)
 
-    await asyncio.gather(*(one(e, d, g) for (e, d), g in sorted(groups.items())))
+    await asyncio.gather(*(one(e, d, g) for e, d, g in fetch_groups(specs)))
     progress.rows = sum(int(s.get("rows", 0)) for s in outcome.summaries)
     publish(progress)
     if artifact_id is not None:

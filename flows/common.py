@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,45 @@ from tasks.runtime import run_logger
 
 # Partitions of one exchange processed at once; the clients' rate limiters set the pace.
 PER_EXCHANGE_CONCURRENCY = 4
+# Most days one task handles (one after another): a long backfill runs few task runs, each
+# paying the Prefect API's per-run overhead once, while a retry redoes at most this many days.
+MAX_DAYS_PER_TASK = 7
 # Threads reading stored files back when planning (pyarrow decodes outside the GIL).
 VALIDATE_THREADS = 8
+
+
+def day_chunks(
+    days: Sequence[date], at_once: int, max_days: int = MAX_DAYS_PER_TASK
+) -> list[list[date]]:
+    """The sorted days in contiguous chunks whose sizes differ by at most one.
+
+    As many chunks as run at once (`at_once`, fewer if there are fewer days), more if needed
+    to keep each within `max_days`: 14 days at 4 at once are chunks of 4, 4, 3 and 3.
+    """
+    ordered = sorted(days)
+    if not ordered:
+        return []
+    count = max(min(len(ordered), at_once), math.ceil(len(ordered) / max_days))
+    size, larger = divmod(len(ordered), count)
+    chunks: list[list[date]] = []
+    start = 0
+    for i in range(count):
+        end = start + size + (1 if i < larger else 0)
+        chunks.append(ordered[start:end])
+        start = end
+    return chunks
+
+
+def chunk_specs(
+    specs: Sequence[PartitionSpec], at_once: int
+) -> list[tuple[list[date], list[PartitionSpec]]]:
+    """The specs' days in `day_chunks`, each chunk with its specs (in their given order)."""
+    chunks = day_chunks(sorted({s.day for s in specs}), at_once)
+    which = {day: i for i, chunk in enumerate(chunks) for day in chunk}
+    grouped: list[list[PartitionSpec]] = [[] for _ in chunks]
+    for spec in specs:
+        grouped[which[spec.day]].append(spec)
+    return list(zip(chunks, grouped, strict=True))
 
 
 @dataclass

@@ -11,15 +11,15 @@ from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.events import emit_event
 
-from flows.common import Outcome, PipelineFailed, plan
+from flows.common import Outcome, PipelineFailed, chunk_specs, plan
 from flows.listings import latest_instruments
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import PartitionSpec, RunRequest
 from models.settings import Settings, load_settings
 from storage import PartitionKey, Warehouse
-from tasks.prefect_tasks import build_silver_day_task
-from tasks.silver_day import SilverDayFailed
+from tasks.prefect_tasks import build_silver_days_task, day_span
+from tasks.silver_day import SilverDaysFailed
 from tasks.transform.silver import build_silver
 
 SILVER_COMPLETED_EVENT = "crypto-pipeline.silver.completed"
@@ -84,17 +84,16 @@ def quality_markdown(
     return "\n".join(lines)
 
 
-# Days built at once: enough to overlap orchestration latency with other days' work.
+# Tasks (chunks of days, each built one day after another) at once: enough to overlap
+# orchestration latency with other days' work.
 DAYS_AT_ONCE = 4
 
 
 async def build_days(
     request: RunRequest, settings: Settings, specs: list[PartitionSpec]
 ) -> tuple[Outcome, int]:
-    """One task per day with planned partitions; returns their outcome and aggregates built."""
-    by_day: dict[date, list[PartitionSpec]] = {}
-    for spec in specs:
-        by_day.setdefault(spec.day, []).append(spec)
+    """One task per chunk of days with planned partitions (`day_chunks`, `DAYS_AT_ONCE` at
+    once); returns their outcome and the number of aggregates built."""
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
     progress = Progress(stage="silver", total=len(specs))
     publish(progress)
@@ -102,40 +101,44 @@ async def build_days(
     outcome = Outcome()
     aggregates = 0
 
-    async def one(day: date, day_specs: list[PartitionSpec]) -> None:
+    async def one(days: list[date], chunk: list[PartitionSpec]) -> None:
         nonlocal aggregates
         async with gate:
-            state = await build_silver_day_task(  # type: ignore[misc]
-                day,
-                day_specs,
+            state = await build_silver_days_task(  # type: ignore[misc]
+                days,
+                chunk,
                 symbols,
                 list(request.exchanges),
                 settings.warehouse,
                 request.force,
                 return_state=True,
             )
+        failed = 0
         try:
-            result = await state.aresult()
-        except SilverDayFailed as exc:
-            result = exc.result.as_dict()
+            results = await state.aresult()
+        except SilverDaysFailed as exc:
+            results = [r.as_dict() for r in exc.results]
+            failed_days = {r.day for r in exc.results if r.failures}
+            failed = sum(1 for s in chunk if s.day in failed_days)
         except Exception as exc:
-            outcome.failures.append(f"silver {day}: {type(exc).__name__}: {exc}")
-            result = None
-        if result is not None:
+            outcome.failures.append(f"silver {day_span(days)}: {type(exc).__name__}: {exc}")
+            results = []
+            failed = len(chunk)
+        for result in results:
             outcome.summaries.extend(result["partitions"])
             outcome.failures.extend(result["failures"])
             aggregates += len(result["aggregates"])
-        progress.done += len(day_specs)
-        progress.failed += 0 if state.is_completed() else len(day_specs)
+        progress.done += len(chunk)
+        progress.failed += failed
         publish(progress)
 
-    await asyncio.gather(*(one(day, day_specs) for day, day_specs in sorted(by_day.items())))
+    await asyncio.gather(*(one(days, chunk) for days, chunk in chunk_specs(specs, DAYS_AT_ONCE)))
     return outcome, aggregates
 
 
 async def run_silver(request: RunRequest, settings: Settings) -> dict[str, Any]:
     """Build every silver partition not yet complete, and the cross-exchange aggregates of
-    the days and intervals rebuilt, one task per day."""
+    the days and intervals rebuilt, one task per chunk of days."""
     warehouse = Warehouse(settings.warehouse)
     specs = plan(warehouse, Layer.SILVER, request)
     outcome, aggregates = await build_days(request, settings, specs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -121,6 +121,35 @@ def complete_symbols(warehouse: Warehouse, spec: PartitionSpec, symbols: list[st
     return set(done.get_column("symbol").to_list())
 
 
+def _complete_by_partition(
+    warehouse: Warehouse, specs: Sequence[PartitionSpec]
+) -> dict[PartitionSpec, set[str]]:
+    """Per partition, the symbols recorded complete: one read of the index for all of them."""
+    if not specs:
+        return {}
+    days = [spec.day for spec in specs]
+    records = warehouse.coverage.query(layer=Layer.BRONZE, start=min(days), end=max(days))
+    done: dict[tuple[str, str, str | None, Any], set[str]] = {}
+    for dataset, exchange, interval, day, symbol in (
+        records.filter(pl.col("complete"))
+        .select("dataset", "exchange", "interval", "day", "symbol")
+        .iter_rows()
+    ):
+        done.setdefault((dataset, exchange, interval, day), set()).add(symbol)
+    return {
+        spec: done.get(
+            (
+                spec.dataset.value,
+                spec.exchange.value,
+                spec.interval.value if spec.interval else None,
+                spec.day,
+            ),
+            set(),
+        )
+        for spec in specs
+    }
+
+
 def bronze_coverage(
     spec: PartitionSpec,
     frame: pl.DataFrame,
@@ -165,6 +194,7 @@ async def fetch_partition(
     force: bool = False,
     repair: bool = False,
     client: ExchangeClient | None = None,
+    complete: Collection[str] | None = None,
 ) -> FetchSummary:
     """Fetch every symbol of a daily partition, merge with kept rows, write bronze atomically.
 
@@ -173,7 +203,8 @@ async def fetch_partition(
     list is skipped with a notice. Failed symbols keep their stored rows; so do symbols for
     which the exchange now returns fewer rows of a closed day than are stored (never shrink,
     even when forced: reported as a failure). If any failed, `PartitionFetchFailed` is raised
-    after the rest has been written.
+    after the rest has been written. `complete`: the symbols the coverage index records
+    complete, when the caller has just read it (else it is read here).
     """
     log = run_logger()
     warehouse = Warehouse(warehouse_uri)
@@ -182,7 +213,9 @@ async def fetch_partition(
     summary = FetchSummary(partition=spec.label, closed=closed)
     todo = list(symbols)
     if not force and not repair and closed:
-        done = complete_symbols(warehouse, spec, todo)
+        done = set(complete) & set(todo) if complete is not None else None
+        if done is None:
+            done = await asyncio.to_thread(complete_symbols, warehouse, spec, todo)
         summary.symbols_skipped_complete = sorted(done)
         todo = [s for s in todo if s not in done]
     if not todo:
@@ -243,6 +276,12 @@ async def fetch_day(
     Each partition is `fetch_partition` (`repair` lists those whose stored file is damaged).
     Raises `DayFetchFailed` once all have finished if any failed; the others are stored.
     """
+    skip_complete = not force and any(is_closed(spec.day) for spec in specs)
+    complete = (
+        await asyncio.to_thread(_complete_by_partition, Warehouse(warehouse_uri), specs)
+        if skip_complete
+        else {}
+    )
     results = await asyncio.gather(
         *(
             fetch_partition(
@@ -252,6 +291,7 @@ async def fetch_day(
                 sandbox_url=sandbox_url,
                 force=force,
                 repair=spec in repair,
+                complete=complete.get(spec, set()),
             )
             for spec in specs
         ),
@@ -400,3 +440,46 @@ async def fetch_instruments(
         path=result.path,
         closed=False,
     )
+
+
+async def fetch_days(
+    specs: Sequence[PartitionSpec],
+    symbols: Mapping[Dataset, Sequence[str]],
+    *,
+    warehouse_uri: str,
+    sandbox_url: str | None = None,
+    force: bool = False,
+    repair: Collection[PartitionSpec] = (),
+) -> list[FetchSummary]:
+    """Fetch several days' partitions: `fetch_day` for each day, one day after another.
+
+    A failing day does not stop the next. Raises `DayFetchFailed` with every day's summaries
+    and errors once all days have run if any failed; the other days are stored. On a retry,
+    the symbols of closed days already recorded complete are skipped (`fetch_partition`).
+    """
+    by_day: dict[date, list[PartitionSpec]] = {}
+    for spec in specs:
+        by_day.setdefault(spec.day, []).append(spec)
+    summaries: list[FetchSummary] = []
+    errors: list[str] = []
+    for day, day_specs in sorted(by_day.items()):
+        try:
+            summaries.extend(
+                await fetch_day(
+                    day_specs,
+                    symbols,
+                    warehouse_uri=warehouse_uri,
+                    sandbox_url=sandbox_url,
+                    force=force,
+                    repair=repair,
+                )
+            )
+        except DayFetchFailed as exc:
+            summaries.extend(exc.summaries)
+            errors.extend(exc.errors)
+        except Exception as exc:
+            exchanges = ",".join(sorted({s.exchange.value for s in day_specs}))
+            errors.append(f"{exchanges}/{day}: {type(exc).__name__}: {exc}")
+    if errors:
+        raise DayFetchFailed(summaries, errors)
+    return summaries

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from datetime import date
 from importlib.metadata import version
-from typing import Any
+from typing import Any, cast
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from prefect.tasks import exponential_backoff
+from prefect.tasks import TaskRunNameCallbackWithParameters, exponential_backoff
 
 from clients.protocol import BadRequest, UnknownSymbol
 from models.dates import is_closed
@@ -26,12 +27,12 @@ CODE_VERSION = version("crypto-pipeline")
 # result-store lookup on every task run (most of the per-task overhead on a small partition).
 
 
-def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-    """Cache key for an exchange's closed day (partitions, symbols, warehouse, code version).
+def closed_days_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    """Cache key for an exchange's closed days (partitions, symbols, warehouse, code version).
 
     Only issued while the warehouse's coverage index records every partition complete for
     every symbol, so a cached result never stands in for data the warehouse does not hold (a
-    wiped or new warehouse at the same path misses the cache). None (no caching) when the day
+    wiped or new warehouse at the same path misses the cache). None (no caching) when any day
     is open, the run is forced or a damaged file is repaired; failed or partial fetches raise,
     so they never complete and are never cached.
     """
@@ -52,6 +53,26 @@ def closed_day_cache_key(context: TaskRunContext, parameters: dict[str, Any]) ->
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def day_span(days: Sequence[date]) -> str:
+    """`2024-03-04` for one day, `2024-03-04..2024-03-07` for several (first and last)."""
+    ordered = sorted(days)
+    if len(ordered) <= 1:
+        return "".join(map(str, ordered))
+    return f"{ordered[0]}..{ordered[-1]}"
+
+
+# Prefect calls a run-name callable that takes `parameters` with the task run's parameters;
+# its protocol type also declares a classmethod, hence the casts below.
+def fetch_run_name(parameters: dict[str, Any]) -> str:
+    """`fetch binance 2024-03-04`, or `fetch binance 2024-03-04..2024-03-07` for several days."""
+    return f"fetch {Exchange(parameters['exchange']).value} {day_span(parameters['days'])}"
+
+
+def silver_run_name(parameters: dict[str, Any]) -> str:
+    """`silver 2024-03-04`, or `silver 2024-03-04..2024-03-07` for several days."""
+    return f"silver {day_span(parameters['days'])}"
+
+
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry outages (the clients already retried fast); never client errors."""
     try:
@@ -66,19 +87,19 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(
-    name="fetch-day",
-    task_run_name="fetch {exchange} {day}",
+    name="fetch-days",
+    task_run_name=cast(TaskRunNameCallbackWithParameters, fetch_run_name),
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_transient,
-    cache_key_fn=closed_day_cache_key,
+    cache_key_fn=closed_days_cache_key,
     persist_result=True,
     cache_result_in_memory=False,
 )
-async def fetch_day_task(
+async def fetch_days_task(
     exchange: Exchange,
-    day: date,
+    days: list[date],
     specs: list[PartitionSpec],
     symbols: dict[Dataset, list[str]],
     warehouse_uri: str,
@@ -86,8 +107,9 @@ async def fetch_day_task(
     force: bool = False,
     repair: list[PartitionSpec] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fetch one exchange's day (every planned dataset and interval, all symbols) into bronze."""
-    summaries = await bronze.fetch_day(
+    """Fetch one exchange's days (every planned dataset and interval, all symbols) into
+    bronze, one day after another; the exchange's other tasks run meanwhile."""
+    summaries = await bronze.fetch_days(
         specs,
         symbols,
         warehouse_uri=warehouse_uri,
@@ -115,28 +137,29 @@ async def fetch_instruments_task(
 
 
 @task(
-    name="build-silver-day",
-    task_run_name="silver {day}",
+    name="build-silver-days",
+    task_run_name=cast(TaskRunNameCallbackWithParameters, silver_run_name),
     retries=1,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
 )
-async def build_silver_day_task(
-    day: date,
+async def build_silver_days_task(
+    days: list[date],
     specs: list[PartitionSpec],
     symbols: dict[Dataset, list[str]],
     exchanges: list[Exchange],
     warehouse_uri: str,
     force: bool = False,
-) -> dict[str, Any]:
-    """Build one day's planned silver partitions and its aggregates (CPU work off the loop)."""
-    result = await asyncio.to_thread(
-        silver_day.build_day,
-        day,
+) -> list[dict[str, Any]]:
+    """Build several days' planned silver partitions and aggregates, one day after another
+    (CPU work off the loop); raises `SilverDaysFailed` if any day failed."""
+    results = await asyncio.to_thread(
+        silver_day.build_days,
+        days,
         specs,
         symbols,
         exchanges,
         warehouse_uri=warehouse_uri,
         force=force,
     )
-    return result.as_dict()
+    return [r.as_dict() for r in results]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -51,14 +52,40 @@ def _bronze_complete(warehouse: Warehouse, spec: PartitionSpec, symbols: list[st
     return set(symbols) <= complete_symbols(warehouse, spec, symbols)
 
 
+BronzeComplete = Callable[[PartitionSpec, list[str]], bool]
+
+
+def bronze_complete_on(warehouse: Warehouse, day: date) -> BronzeComplete:
+    """`_bronze_complete` for every partition of `day`, from one read of the coverage index."""
+    records = warehouse.coverage.query(layer=Layer.BRONZE, start=day, end=day)
+    done = set(
+        records.filter(pl.col("complete"))
+        .select("dataset", "exchange", "interval", "symbol")
+        .iter_rows()
+    )
+
+    def complete(spec: PartitionSpec, symbols: list[str]) -> bool:
+        assert spec.day == day, f"{spec.label} is not on {day}"
+        interval = spec.interval.value if spec.interval else None
+        prefix = (spec.dataset.value, spec.exchange.value, interval)
+        return all((*prefix, symbol) in done for symbol in symbols)
+
+    return complete
+
+
 def _resampled_batch(
-    warehouse: Warehouse, spec: PartitionSpec, symbols: list[str], *, closed: bool
+    warehouse: Warehouse,
+    spec: PartitionSpec,
+    symbols: list[str],
+    *,
+    closed: bool,
+    bronze_complete: BronzeComplete,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Coinbase 4h: complete 4h buckets from stored silver 1h candles of the same day."""
     assert spec.interval is not None
     hourly = warehouse.read(silver_key(spec.model_copy(update={"interval": Interval.H1})))
     hourly_spec = spec.model_copy(update={"interval": Interval.H1})
-    complete = _bronze_complete(warehouse, hourly_spec, symbols)
+    complete = bronze_complete(hourly_spec, symbols)
     frame = resample_ohlcv(hourly, spec.interval) if hourly is not None else None
     if frame is None or frame.is_empty():
         from models.silver import SILVER_SCHEMAS
@@ -78,16 +105,49 @@ def _resampled_batch(
     return good, quarantine, coverage
 
 
+@dataclass
+class BuiltPartition:
+    """A silver partition written, with what the caller still has to publish or may reuse."""
+
+    summary: SilverSummary
+    data: pl.DataFrame | None = None  # the rows written (None when the write was refused)
+    coverage: pl.DataFrame | None = None  # records to upsert, stamped with the written file
+
+
 def build_partition(
     spec: PartitionSpec, symbols: list[str], *, warehouse_uri: str, force: bool = False
 ) -> SilverSummary:
     """Build (or rebuild) the silver partition of `spec` from what bronze holds."""
     warehouse = Warehouse(warehouse_uri)
+    built = write_partition(
+        warehouse,
+        spec,
+        symbols,
+        force=force,
+        bronze_complete=lambda s, syms: _bronze_complete(warehouse, s, syms),
+    )
+    if built.coverage is not None:
+        warehouse.coverage.upsert(built.coverage)
+    return built.summary
+
+
+def write_partition(
+    warehouse: Warehouse,
+    spec: PartitionSpec,
+    symbols: list[str],
+    *,
+    force: bool,
+    bronze_complete: BronzeComplete,
+) -> BuiltPartition:
+    """`build_partition` minus publishing coverage: the records are returned to the caller,
+    which publishes them (after the data, like `build_partition`), several partitions at once."""
     now = datetime.now(UTC)
     closed = is_closed(spec.day, now=now)
     summary = SilverSummary(partition=spec.label)
     if spec.interval is not None and spec.interval not in NATIVE_INTERVALS[spec.exchange]:
-        data, quarantine, coverage = _resampled_batch(warehouse, spec, symbols, closed=closed)
+        data, quarantine, coverage = _resampled_batch(
+            warehouse, spec, symbols, closed=closed, bronze_complete=bronze_complete
+        )
         summary.counts = {"input": data.height + quarantine.height, "good": data.height}
     else:
         bronze = warehouse.read(bronze_key(spec))
@@ -108,7 +168,7 @@ def build_partition(
             day=spec.day,
             symbols=symbols,
             closed=closed,
-            complete=closed and _bronze_complete(warehouse, spec, symbols),
+            complete=closed and bronze_complete(spec, symbols),
             previous=previous,
             now=now,
         )
@@ -122,14 +182,15 @@ def build_partition(
         summary.rows = result.rows
     except ShrinkRefused as exc:
         summary.error = str(exc)
-        return summary
+        return BuiltPartition(summary)
     if not quarantine.is_empty() or warehouse.exists(silver_key(spec, Layer.QUARANTINE)):
         warehouse.write(silver_key(spec, Layer.QUARANTINE), quarantine, closed=False, force=True)
     summary.quarantined = quarantine.height
+    built = BuiltPartition(summary, data=data)
     if not coverage.is_empty():
-        warehouse.coverage.upsert(result.stamp_records(coverage))
+        built.coverage = result.stamp_records(coverage)
         summary.gaps, summary.gap_minutes = _gap_totals(coverage)
-    return summary
+    return built
 
 
 def _gap_totals(coverage: pl.DataFrame) -> tuple[int, float]:
@@ -153,14 +214,28 @@ def aggregate_key(interval: Interval, day: Any) -> PartitionKey:
 
 
 def build_aggregate(
-    interval: Interval, day: Any, exchanges: list[Exchange], *, warehouse_uri: str
+    interval: Interval,
+    day: Any,
+    exchanges: list[Exchange],
+    *,
+    warehouse_uri: str,
+    written: Mapping[Exchange, pl.DataFrame] | None = None,
 ) -> SilverSummary:
-    """Cross-exchange aggregate of one interval and day from the stored silver candles."""
+    """Cross-exchange aggregate of one interval and day from the stored silver candles.
+
+    `written` holds exchanges' candles of that interval and day just written by the caller
+    (the same rows the files hold), so they are not read back; the rest are read.
+    """
     from tasks.transform.aggregate import aggregate_ohlcv
 
     warehouse = Warehouse(warehouse_uri)
+    written = written or {}
     frames = []
     for exchange in exchanges:
+        if exchange in written:
+            if not written[exchange].is_empty():
+                frames.append(written[exchange])
+            continue
         key = PartitionKey(
             layer=Layer.SILVER,
             dataset="ohlcv",

@@ -1,19 +1,24 @@
 """Silver for one day: its planned partitions in dependency order, then the aggregates.
 
-One unit of work per day (rather than one per partition) keeps orchestration overhead small:
-a day of every exchange, interval and dataset is a few tens of thousands of rows.
+A day (rather than a partition) is the unit of work, and a task builds a few days one after
+another (`build_days`), keeping orchestration overhead small: a day of every exchange,
+interval and dataset is a few tens of thousands of rows.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+import polars as pl
+
 from models.enums import Dataset, Exchange, Interval
 from models.requests import NATIVE_INTERVALS, PartitionSpec
-from tasks.silver import build_aggregate, build_partition
+from storage import Warehouse
+from tasks.silver import bronze_complete_on, build_aggregate, write_partition
 
 
 def native_first(specs: Sequence[PartitionSpec]) -> list[PartitionSpec]:
@@ -63,27 +68,51 @@ def build_day(
 
     Every partition is attempted; a partition that raises, or whose write is refused (never
     shrink), is listed in `failures`. Raises `SilverDayFailed` at the end if any partition
-    raised (so the task is retried); refused writes are reported, not retried.
+    raised (so the task is retried); refused writes are reported, not retried. Bronze
+    coverage is read once for the day, the day's silver coverage published in one upsert
+    after its files, and the aggregates take the candles just written from memory.
     """
     result = SilverDay(day=day)
     raised = False
     todays = [s for s in specs if s.day == day]
-    for spec in native_first(todays):
-        try:
-            summary = build_partition(
-                spec, list(symbols[spec.dataset]), warehouse_uri=warehouse_uri, force=force
-            )
-        except Exception as exc:
-            raised = True
-            result.failures.append(f"{spec.label}: {type(exc).__name__}: {exc}")
-            continue
-        result.partitions.append(summary.as_dict())
-        if summary.error:
-            result.failures.append(f"{summary.partition}: {summary.error}")
+    warehouse = Warehouse(warehouse_uri)
+    bronze_complete = bronze_complete_on(warehouse, day)  # one coverage read for the day
+    coverage: list[pl.DataFrame] = []
+    written: dict[Interval, dict[Exchange, pl.DataFrame]] = defaultdict(dict)
+    try:
+        for spec in native_first(todays):
+            try:
+                built = write_partition(
+                    warehouse,
+                    spec,
+                    list(symbols[spec.dataset]),
+                    force=force,
+                    bronze_complete=bronze_complete,
+                )
+            except Exception as exc:
+                raised = True
+                result.failures.append(f"{spec.label}: {type(exc).__name__}: {exc}")
+                continue
+            result.partitions.append(built.summary.as_dict())
+            if built.summary.error:
+                result.failures.append(f"{built.summary.partition}: {built.summary.error}")
+            if built.coverage is not None:
+                coverage.append(built.coverage)
+            if spec.dataset is Dataset.OHLCV and spec.interval and built.data is not None:
+                written[spec.interval][spec.exchange] = built.data
+    finally:  # the day's coverage in one upsert, after its data files
+        if coverage:
+            warehouse.coverage.upsert(pl.concat(coverage, how="diagonal_relaxed"))
     for interval in aggregate_intervals(todays):
         label = f"aggregated/ohlcv/{interval.value}/{day}"
         try:
-            summary = build_aggregate(interval, day, list(exchanges), warehouse_uri=warehouse_uri)
+            summary = build_aggregate(
+                interval,
+                day,
+                list(exchanges),
+                warehouse_uri=warehouse_uri,
+                written=written[interval],
+            )
         except Exception as exc:
             raised = True
             result.failures.append(f"{label}: {type(exc).__name__}: {exc}")
@@ -92,3 +121,40 @@ def build_day(
     if raised:
         raise SilverDayFailed(result)
     return result
+
+
+class SilverDaysFailed(Exception):
+    """Some of several days failed (a partition raised); carries every day's result."""
+
+    def __init__(self, results: list[SilverDay]) -> None:
+        self.results = results
+        super().__init__(" | ".join(f for r in results for f in r.failures))
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (SilverDaysFailed, (self.results,))
+
+
+def build_days(
+    days: Sequence[date],
+    specs: Sequence[PartitionSpec],
+    symbols: Mapping[Dataset, Sequence[str]],
+    exchanges: Sequence[Exchange],
+    *,
+    warehouse_uri: str,
+    force: bool = False,
+) -> list[SilverDay]:
+    """`build_day` for each day in order, one after another; a failing day does not stop the
+    next. Raises `SilverDaysFailed` (every day's result) at the end if any day raised."""
+    results: list[SilverDay] = []
+    failed = False
+    for day in sorted(days):
+        try:
+            results.append(
+                build_day(day, specs, symbols, exchanges, warehouse_uri=warehouse_uri, force=force)
+            )
+        except SilverDayFailed as exc:
+            failed = True
+            results.append(exc.result)
+    if failed:
+        raise SilverDaysFailed(results)
+    return results

@@ -1,21 +1,26 @@
-"""`tasks.bronze.fetch_day` (one exchange's day, several partitions) and the closed-day cache
-key of its Prefect task, against the sandbox, without Prefect."""
+"""`tasks.bronze.fetch_day` (one exchange's day, several partitions), `fetch_days` (several
+days, one after another) and the closed-days cache key and run name of their Prefect task,
+against the sandbox, without a Prefect server."""
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prefect._internal.engine import resolve_custom_task_run_name
 
+from clients.protocol import ExchangeUnavailable
 from models.dates import utc_today
 from models.enums import Dataset, Exchange, Interval
 from models.requests import PartitionSpec
+from storage import Warehouse
 from tasks import bronze
-from tasks.prefect_tasks import closed_day_cache_key
+from tasks.prefect_tasks import closed_days_cache_key, fetch_days_task
 from tasks.runtime import close_clients
 
 DAY = date(2024, 2, 28)
@@ -38,10 +43,24 @@ def fetch(specs: list[PartitionSpec], warehouse: Path, url: str) -> list[bronze.
     return asyncio.run(run())
 
 
+def fetch_several(
+    specs: list[PartitionSpec], warehouse: Path, url: str
+) -> list[bronze.FetchSummary]:
+    async def run() -> list[bronze.FetchSummary]:
+        try:
+            return await bronze.fetch_days(
+                specs, SYMBOLS, warehouse_uri=str(warehouse), sandbox_url=url
+            )
+        finally:
+            await close_clients()
+
+    return asyncio.run(run())
+
+
 def cache_key(specs: list[PartitionSpec], warehouse: Path, **extra: Any) -> str | None:
-    context: Any = SimpleNamespace(task=SimpleNamespace(name="fetch-day"))
+    context: Any = SimpleNamespace(task=SimpleNamespace(name="fetch-days"))
     parameters = {"specs": specs, "symbols": SYMBOLS, "warehouse_uri": str(warehouse), **extra}
-    return closed_day_cache_key(context, parameters)
+    return closed_days_cache_key(context, parameters)
 
 
 def test_one_failing_symbol_names_its_partitions_and_the_rest_is_stored(
@@ -73,3 +92,111 @@ def test_cache_key_only_for_closed_days_held_complete(sandbox: Any, tmp_path: Pa
     today = [spec(Interval.H1, day=utc_today())]
     assert cache_key(today, tmp_path) is None
     assert cache_key([spec(Interval.H1, day=utc_today() - timedelta(days=1))], tmp_path) is None
+
+
+def test_cache_key_spans_several_closed_days(sandbox: Any, tmp_path: Path) -> None:
+    days = [DAY, DAY + timedelta(days=1)]
+    specs = [spec(Interval.D1, day=d) for d in days]
+    fetch_several(specs[:1], tmp_path, sandbox.url)
+    assert cache_key(specs, tmp_path) is None  # the second day is not stored yet
+    fetch_several(specs, tmp_path, sandbox.url)
+    key = cache_key(specs, tmp_path)
+    assert key is not None and key not in (cache_key(specs[:1], tmp_path), None)
+
+
+def test_fetch_days_goes_on_after_a_failing_day(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One symbol of the middle day fails: the next day is still fetched and stored, and the
+    failure names the partition and symbol."""
+    bad = DAY + timedelta(days=1)
+    real = bronze._fetch_symbol
+    fetched_days: list[date] = []
+
+    async def flaky(client: Any, s: PartitionSpec, symbol: str) -> Any:
+        fetched_days.append(s.day)
+        if s.day == bad and symbol == "ETHUSDT":
+            raise ExchangeUnavailable("HTTP 503", exchange="okx", endpoint="candles")
+        return await real(client, s, symbol)
+
+    monkeypatch.setattr(bronze, "_fetch_symbol", flaky)
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    specs = [spec(iv, day=d) for d in reversed(days) for iv in (Interval.H1, Interval.D1)]
+    with pytest.raises(bronze.DayFetchFailed) as failed:
+        fetch_several(specs, tmp_path, sandbox.url)
+    assert sorted(set(fetched_days)) == days and fetched_days == sorted(fetched_days)
+    errors = failed.value.errors
+    assert [e.split(":")[0] for e in errors] == [f"okx/ohlcv/1h/{bad}", f"okx/ohlcv/1d/{bad}"]
+    assert all("ETHUSDT" in e and "HTTP 503" in e for e in errors)
+    assert failed.value.retryable
+    summaries = {s.partition: s for s in failed.value.summaries}
+    assert sorted(summaries) == sorted(s.label for s in specs)
+    assert summaries[f"okx/ohlcv/1h/{bad}"].symbols_fetched == ["BTCUSDT"]
+
+    warehouse = Warehouse(str(tmp_path))
+    for s in specs:
+        done = bronze.complete_symbols(warehouse, s, SYMBOLS[Dataset.OHLCV])
+        assert done == ({"BTCUSDT"} if s.day == bad else {"BTCUSDT", "ETHUSDT"}), s.label
+    monkeypatch.setattr(bronze, "_fetch_symbol", real)
+    fetched_days.clear()
+    summaries_again = fetch_several(specs, tmp_path, sandbox.url)  # a retry: only what failed
+    refetched = [s for s in summaries_again if s.symbols_fetched]
+    assert {s.partition for s in refetched} == {f"okx/ohlcv/1h/{bad}", f"okx/ohlcv/1d/{bad}"}
+    assert all(s.symbols_fetched == ["ETHUSDT"] for s in refetched)
+
+
+def test_fetch_days_names_a_day_that_raised_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = DAY + timedelta(days=1)
+    seen: list[date] = []
+
+    async def day(specs: list[PartitionSpec], *_: Any, **__: Any) -> list[bronze.FetchSummary]:
+        seen.append(specs[0].day)
+        if specs[0].day == bad:
+            raise RuntimeError("no client")
+        return [bronze.FetchSummary(partition=s.label, rows=1) for s in specs]
+
+    monkeypatch.setattr(bronze, "fetch_day", day)
+    specs = [spec(Interval.D1, day=DAY + timedelta(days=i)) for i in range(3)]
+    with pytest.raises(bronze.DayFetchFailed) as failed:
+        fetch_several(specs, tmp_path, "unused")
+    assert seen == [s.day for s in specs]
+    assert failed.value.errors == [f"okx/{bad}: RuntimeError: no client"]
+    assert [s.partition for s in failed.value.summaries] == [specs[0].label, specs[2].label]
+    assert failed.value.retryable
+
+
+def test_fetch_days_lets_cancellation_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[date] = []
+
+    async def day(specs: list[PartitionSpec], *_: Any, **__: Any) -> list[bronze.FetchSummary]:
+        seen.append(specs[0].day)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(bronze, "fetch_day", day)
+    specs = [spec(Interval.D1, day=DAY + timedelta(days=i)) for i in range(2)]
+    with pytest.raises(asyncio.CancelledError):
+        fetch_several(specs, tmp_path, "unused")
+    assert seen == [DAY]
+
+
+def test_fetch_days_failure_survives_pickling() -> None:
+    failed = bronze.DayFetchFailed(
+        [bronze.FetchSummary(partition="okx/ohlcv/1d/2024-02-29")],
+        ["okx/ohlcv/1d/2024-02-29: ETHUSDT: HTTP 503"],
+    )
+    again = pickle.loads(pickle.dumps(failed))
+    assert again.errors == failed.errors and again.summaries == failed.summaries
+
+
+def test_run_name_names_the_exchange_and_its_days() -> None:
+    params: dict[str, Any] = {"exchange": Exchange.BINANCE, "days": [date(2024, 3, 4)]}
+    assert resolve_custom_task_run_name(fetch_days_task, params) == "fetch binance 2024-03-04"
+    params["days"] = [date(2024, 3, 7), date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)]
+    assert (
+        resolve_custom_task_run_name(fetch_days_task, params)
+        == "fetch binance 2024-03-04..2024-03-07"
+    )

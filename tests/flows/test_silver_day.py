@@ -1,17 +1,21 @@
 """`tasks.silver_day.build_day`: order of work within a day, and failures named without
-stopping the rest of the day."""
+stopping the rest of the day; `build_days`: several days, a failing day not stopping the next;
+the run name of their Prefect task."""
 
 from __future__ import annotations
 
-from datetime import date
+import pickle
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from prefect._internal.engine import resolve_custom_task_run_name
 
 from models.enums import Dataset, Exchange, Interval
 from models.requests import PartitionSpec
 from tasks import silver_day
-from tasks.silver import SilverSummary
+from tasks.prefect_tasks import build_silver_days_task
+from tasks.silver import BuiltPartition, SilverSummary
 
 DAY = date(2024, 3, 4)
 SYMBOLS = {Dataset.OHLCV: ["BTCUSDT"], Dataset.FUNDING: ["BTCUSDT"]}
@@ -27,17 +31,18 @@ def spec(exchange: Exchange, interval: Interval | None, day: date = DAY) -> Part
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     done: list[str] = []
 
-    def partition(s: PartitionSpec, symbols: list[str], **_: Any) -> SilverSummary:
+    def partition(_: Any, s: PartitionSpec, symbols: list[str], **__: Any) -> BuiltPartition:
         if s.exchange is Exchange.BINANCE and s.interval is Interval.H1:
             raise OSError("disk full")
         done.append(s.label)
-        return SilverSummary(partition=s.label, rows=len(symbols))
+        return BuiltPartition(SilverSummary(partition=s.label, rows=len(symbols)))
 
     def aggregate(interval: Interval, day: date, exchanges: list[Exchange], **_: Any) -> Any:
         done.append(f"aggregate {interval.value} {day} {[e.value for e in exchanges]}")
         return SilverSummary(partition=f"aggregated/ohlcv/{interval.value}/{day}", rows=1)
 
-    monkeypatch.setattr(silver_day, "build_partition", partition)
+    monkeypatch.setattr(silver_day, "bronze_complete_on", lambda *_: lambda *__: True)
+    monkeypatch.setattr(silver_day, "write_partition", partition)
     monkeypatch.setattr(silver_day, "build_aggregate", aggregate)
     return done
 
@@ -72,3 +77,46 @@ def test_a_failing_partition_is_named_and_the_rest_of_the_day_is_built(
     assert [p["partition"] for p in result.partitions] == ["coinbase/ohlcv/1h/2024-03-04"]
     assert calls[-1].startswith("aggregate 1h")  # the aggregate is still rebuilt
     assert "binance/ohlcv/1h/2024-03-04" in str(failed.value)
+
+
+def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> None:
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    bad = days[1]
+    specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
+    specs.append(spec(Exchange.BINANCE, Interval.H1, day=bad))  # raises (see `calls`)
+    with pytest.raises(silver_day.SilverDaysFailed) as failed:
+        silver_day.build_days(
+            list(reversed(days)), specs, SYMBOLS, EXCHANGES, warehouse_uri="unused"
+        )
+    results = failed.value.results
+    assert [r.day for r in results] == days  # in order, the day after the failure built too
+    assert [len(r.partitions) for r in results] == [1, 1, 1]
+    assert [len(r.aggregates) for r in results] == [1, 1, 1]
+    assert [r.failures for r in results] == [
+        [],
+        [f"binance/ohlcv/1h/{bad}: OSError: disk full"],
+        [],
+    ]
+    assert str(failed.value) == f"binance/ohlcv/1h/{bad}: OSError: disk full"
+    again = pickle.loads(pickle.dumps(failed.value))
+    assert again.results == results and str(again) == str(failed.value)
+
+
+def test_build_days_returns_every_day_when_none_raises(calls: list[str]) -> None:
+    days = [DAY, DAY + timedelta(days=1)]
+    specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
+    results = silver_day.build_days(days, specs, SYMBOLS, EXCHANGES, warehouse_uri="unused")
+    assert [(r.day, len(r.partitions), r.failures) for r in results] == [
+        (days[0], 1, []),
+        (days[1], 1, []),
+    ]
+
+
+def test_run_name_names_the_days() -> None:
+    one = {"days": [DAY]}
+    assert resolve_custom_task_run_name(build_silver_days_task, one) == "silver 2024-03-04"
+    several = {"days": [date(2024, 3, 7), DAY]}
+    assert (
+        resolve_custom_task_run_name(build_silver_days_task, several)
+        == "silver 2024-03-04..2024-03-07"
+    )
