@@ -171,10 +171,13 @@ def prefect_overhead(
                 if i == 0:
                     req0 = _requests(server)
                     again = run_worker(_job("prefect", days), env)
+                    empty = run_worker({"job": "empty-flow"}, env)
                     rerun = {
                         "rerun_ratio": round(again["wall_s"] / p["wall_s"], 3),
                         "rerun_s": round(again["wall_s"], 2),
                         "rerun_requests": _requests(server) - req0,
+                        # the floor of any re-run: a flow run that does nothing
+                        "prefect_empty_flow_s": round(empty["wall_s"], 3),
                     }
             with scratch() as wh:
                 d = run_worker(_job("direct", days), _env(wh, server.url, PREFECT_API_URL=api_url))

@@ -8,6 +8,7 @@ Prints one JSON line: the job's timings plus the process's own peak RSS. Jobs:
 * ``prefect``: the same backfill through `flows.backfill.backfill_flow` (needs PREFECT_API_URL).
 * ``ccxt``: the same 1m candle fetch with ccxt's async clients (fetch to a list only).
 * ``polite``: the direct backfill with client pacing on, stopped after ``seconds``.
+* ``empty-flow``: a flow run that does nothing (Prefect's fixed cost of a run).
 
 Settings (warehouse, sandbox URL, client pacing) come from the environment, as in production.
 """
@@ -309,7 +310,23 @@ async def publish(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def empty_flow(job: dict[str, Any]) -> dict[str, Any]:
+    """A flow run that does nothing, timed like the backfill: Prefect's fixed cost per run
+    (API client and TLS context set-up, creating the run, its state changes)."""
+    import fastapi.encoders  # noqa: F401
+    from prefect import flow
+
+    @flow(name="bench-empty")
+    async def nothing() -> None:
+        return None
+
+    t0 = time.perf_counter()
+    await nothing()
+    return {"wall_s": time.perf_counter() - t0}
+
+
 JOBS = {
+    "empty-flow": empty_flow,
     "publish": publish,
     "direct": direct_backfill,
     "prefect": prefect_backfill,
