@@ -4,7 +4,8 @@ Prints one JSON line: the job's timings plus the process's own peak RSS. Jobs:
 
 * ``direct``: the backfill (instruments, bronze fetch, silver, aggregates) through the same
   production functions the Prefect tasks wrap, called directly, with the same planning and the
-  same per-exchange concurrency (`flows.common.PER_EXCHANGE_CONCURRENCY` days at once).
+  same task grouping (`flows.bronze.fetch_groups`: an exchange's chunk of days per unit,
+  `flows.common.PER_EXCHANGE_CONCURRENCY` units of an exchange at once).
 * ``prefect``: the same backfill through `flows.backfill.backfill_flow` (needs PREFECT_API_URL).
 * ``ccxt``: the same 1m candle fetch with ccxt's async clients (fetch to a list only).
 * ``polite``: the direct backfill with client pacing on, stopped after ``seconds``.

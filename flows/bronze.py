@@ -119,7 +119,8 @@ async def fetch_all(
         except DayFetchFailed as exc:
             outcome.summaries.extend(s.as_dict() for s in exc.summaries)
             outcome.failures.extend(exc.errors)
-            failed = len(exc.errors)
+            # partitions with no summary (the whole day failed) or with failed symbols
+            failed = len(group) - sum(1 for s in exc.summaries if not s.failures)
         except Exception as exc:
             outcome.failures.append(
                 f"{exchange.value}/{day_span(days)}: {type(exc).__name__}: {exc}"

@@ -62,7 +62,7 @@ def chunk_specs(
 
 @dataclass
 class Outcome:
-    """Results of running one task per partition: summaries and named failures."""
+    """Results of a layer's tasks: a summary per partition and named failures."""
 
     summaries: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)

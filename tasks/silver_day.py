@@ -54,6 +54,9 @@ class SilverDayFailed(Exception):
         self.result = result
         super().__init__(" | ".join(result.failures))
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (SilverDayFailed, (self.result,))
+
 
 def build_day(
     day: date,

@@ -77,6 +77,8 @@ def test_a_failing_partition_is_named_and_the_rest_of_the_day_is_built(
     assert [p["partition"] for p in result.partitions] == ["coinbase/ohlcv/1h/2024-03-04"]
     assert calls[-1].startswith("aggregate 1h")  # the aggregate is still rebuilt
     assert "binance/ohlcv/1h/2024-03-04" in str(failed.value)
+    again = pickle.loads(pickle.dumps(failed.value))  # crosses process boundaries intact
+    assert again.result == result and str(again) == str(failed.value)
 
 
 def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> None:
