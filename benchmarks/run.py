@@ -82,6 +82,11 @@ def _job(kind: str, days: int, *, start: str = BENCH_START, **extra: Any) -> dic
     }
 
 
+def _us_per(runs: list[dict[str, Any]], count: str) -> float:
+    """Median CPU microseconds per counted item over the runs."""
+    return round(median([r["cpu_s"] / r[count] for r in runs]) * 1e6, 2)
+
+
 def _requests(server: SandboxServer) -> int:
     return sum(int(s["requests"]) for s in server.stats().values())
 
@@ -118,7 +123,8 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
         say(
             f"  pipeline run {i + 1}: {r['silver_rows']:,} candles in {r['wall_s']:.2f} s "
             f"(fetch {r['fetch_s']:.2f} s, silver {r['silver_s']:.2f} s, "
-            f"{r['sandbox_requests']} requests, sandbox CPU {r['sandbox_cpu_s']:.2f} s, "
+            f"{r['sandbox_requests']} requests, CPU {r['cpu_s']:.2f} s, "
+            f"sandbox CPU {r['sandbox_cpu_s']:.2f} s, "
             f"peak RSS {r['peak_rss_mb']:.0f} MB)"
         )
         cpu0 = _cpu_self()
@@ -127,7 +133,8 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
         theirs.append(c)
         say(
             f"  ccxt run {i + 1}: {c['candles']:,} candles in {c['wall_s']:.2f} s "
-            f"({c['requests']} requests, sandbox CPU {c['sandbox_cpu_s']:.2f} s)"
+            f"({c['requests']} requests, CPU {c['cpu_s']:.2f} s, "
+            f"sandbox CPU {c['sandbox_cpu_s']:.2f} s)"
         )
     rate = median([r["silver_rows"] / r["wall_s"] for r in ours])
     fetch_rate = median([r["bronze_rows"] / r["fetch_s"] for r in ours])
@@ -141,6 +148,9 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
         "speedup_vs_ccxt": round(rate / ccxt_rate, 2),
         "fetch_speedup_vs_ccxt": round(fetch_rate / ccxt_rate, 2),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in ours),
+        # CPU per candle of each side's own process (all threads)
+        "cpu_us_per_candle": _us_per(ours, "silver_rows"),
+        "ccxt_cpu_us_per_candle": _us_per(theirs, "candles"),
         "sandbox_cpu_share": round(median([r["sandbox_cpu_s"] / r["wall_s"] for r in ours]), 2),
     }
 

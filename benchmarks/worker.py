@@ -29,6 +29,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -128,7 +134,7 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
     days = _days(job["start"], job["end"])
     step = chunks if chunks > 0 else len(days)
     warehouse = Warehouse(settings.warehouse)
-    fetch_s = silver_s = 0.0
+    fetch_s = silver_s = cpu_s = 0.0
     bronze_rows = silver_rows = 0
     failures: list[str] = []
     for i in range(0, len(days), step):
@@ -142,7 +148,7 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
             intervals=job.get("intervals", ["1m"]),
             datasets=job.get("datasets", ["ohlcv"]),
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         rows, failed = await direct_bronze(request, settings, warehouse)
         bronze_rows += rows
         failures += failed
@@ -152,10 +158,12 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
         failures += failed
         fetch_s += t1 - t0
         silver_s += time.perf_counter() - t1
+        cpu_s += _cpu_s() - c0
     requests = {name: s["requests"] for name, s in client_stats().items()}
     await close_clients()
     return {
         "wall_s": fetch_s + silver_s,
+        "cpu_s": cpu_s,
         "fetch_s": fetch_s,
         "silver_s": silver_s,
         "bronze_rows": bronze_rows,
@@ -261,13 +269,15 @@ async def ccxt_fetch(job: dict[str, Any]) -> dict[str, Any]:
                 since = int(page[-1][0]) + 60_000
         candles += len(rows)
 
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), _cpu_s()
     await asyncio.gather(*(one(name, s, d) for name in clients for s in listed[name] for d in days))
     wall = time.perf_counter() - t1
+    cpu = _cpu_s() - c1
     for client in clients.values():
         await client.close()
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "markets_s": markets_s,
         "candles": candles,
         "requests": requests,
