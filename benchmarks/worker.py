@@ -53,11 +53,15 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
     from models.enums import Layer
     from tasks import bronze
 
-    for exchange in request.exchanges:
-        if not has_fresh_snapshot(warehouse, exchange):
-            await bronze.fetch_instruments(
+    await asyncio.gather(
+        *(
+            bronze.fetch_instruments(
                 exchange, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
             )
+            for exchange in request.exchanges
+            if not has_fresh_snapshot(warehouse, exchange)
+        )
+    )
     gates: dict[Any, asyncio.Semaphore] = defaultdict(
         lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
     )
@@ -83,21 +87,20 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
 
 async def direct_silver(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
     """`flows.silver.build_days` minus Prefect: plan, then `build_days` per chunk of days
-    (`chunk_specs`) in a thread, `DAYS_AT_ONCE` chunks at once."""
+    (`chunk_specs`), `TASKS_AT_ONCE` chunks at once."""
     from flows.common import chunk_specs, plan
-    from flows.silver import DAYS_AT_ONCE
+    from flows.silver import TASKS_AT_ONCE
     from models.enums import Layer
     from tasks.silver_day import SilverDay, SilverDaysFailed, build_days
 
-    chunks = chunk_specs(plan(warehouse, Layer.SILVER, request), DAYS_AT_ONCE)
+    chunks = chunk_specs(plan(warehouse, Layer.SILVER, request))
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
-    gate = asyncio.Semaphore(DAYS_AT_ONCE)
+    gate = asyncio.Semaphore(TASKS_AT_ONCE)
 
     async def build(days: list[date], specs: list[Any]) -> list[SilverDay]:
         async with gate:
             try:
-                return await asyncio.to_thread(
-                    build_days,
+                return await build_days(
                     days,
                     specs,
                     symbols,

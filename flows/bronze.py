@@ -38,15 +38,19 @@ async def refresh_instruments(
 ) -> tuple[list[str], Outcome]:
     """Snapshot listings once a day per exchange, then refuse symbols nobody lists."""
     outcome = Outcome()
-    for exchange in request.exchanges:
-        if request.force or not has_fresh_snapshot(warehouse, exchange):
-            state = await fetch_instruments_task(  # type: ignore[misc]
-                exchange, settings.warehouse, settings.sandbox_url, return_state=True
-            )
-            if state.is_completed():
-                outcome.summaries.append(await state.aresult())
-            else:
-                outcome.failures.append(f"{exchange.value}/instruments: {state.message}")
+    stale = [e for e in request.exchanges if request.force or not has_fresh_snapshot(warehouse, e)]
+
+    async def snapshot(exchange: Exchange) -> Any:
+        return await fetch_instruments_task(  # type: ignore[misc]
+            exchange, settings.warehouse, settings.sandbox_url, return_state=True
+        )
+
+    states = await asyncio.gather(*(snapshot(e) for e in stale))
+    for exchange, state in zip(stale, states, strict=True):
+        if state.is_completed():
+            outcome.summaries.append(await state.aresult())
+        else:
+            outcome.failures.append(f"{exchange.value}/instruments: {state.message}")
     listings = {
         e: frame
         for e in request.exchanges
@@ -60,16 +64,16 @@ FetchGroup = tuple[Exchange, list[date], list[PartitionSpec]]
 
 
 def fetch_groups(specs: list[PartitionSpec]) -> list[FetchGroup]:
-    """One group per fetch task: each exchange's planned days in `day_chunks` (as many as the
-    exchange fetches at once, each of at most `MAX_DAYS_PER_TASK` days), with their specs.
-    Tasks never mix exchanges, so each exchange's rate limit paces only its own."""
+    """One group per fetch task: each exchange's planned days in `day_chunks` (as few as
+    possible, each of at most `MAX_DAYS_PER_TASK` days), with their specs. Tasks never mix
+    exchanges, so each exchange's rate limit paces only its own."""
     by_exchange: dict[Exchange, list[PartitionSpec]] = {}
     for spec in specs:
         by_exchange.setdefault(spec.exchange, []).append(spec)
     return [
         (exchange, days, group)
         for exchange, exchange_specs in sorted(by_exchange.items())
-        for days, group in chunk_specs(exchange_specs, PER_EXCHANGE_CONCURRENCY)
+        for days, group in chunk_specs(exchange_specs)
     ]
 
 
@@ -77,7 +81,8 @@ async def fetch_all(
     request: RunRequest, settings: Settings, warehouse: Warehouse
 ) -> tuple[list[PartitionSpec], Outcome]:
     """Plan from coverage, then one fetch task per group of `fetch_groups` (an exchange's
-    chunk of days), at most `PER_EXCHANGE_CONCURRENCY` at once per exchange."""
+    chunk of days), at most `PER_EXCHANGE_CONCURRENCY` at once per exchange; the tasks fetch
+    at most `tasks.bronze.DAYS_AT_ONCE` days of an exchange at once between them."""
     specs = plan(warehouse, Layer.BRONZE, request)
     progress = Progress(stage="bronze", total=len(specs))
     publish(progress)

@@ -17,27 +17,23 @@ from models.requests import PartitionSpec, RunRequest
 from storage import PartitionKey, Warehouse
 from tasks.runtime import run_logger
 
-# Partitions of one exchange processed at once; the clients' rate limiters set the pace.
+# Fetch tasks of one exchange running at once; within them, at most `tasks.bronze.DAYS_AT_ONCE`
+# days of the exchange are fetched at once, and the clients' rate limiters set the pace.
 PER_EXCHANGE_CONCURRENCY = 4
-# Most days one task handles (one after another): a long backfill runs few task runs, each
-# paying the Prefect API's per-run overhead once, while a retry redoes at most this many days.
+# Most days one task holds: a long backfill runs few task runs, each paying the Prefect API's
+# per-run overhead once, while a retry redoes at most this many days.
 MAX_DAYS_PER_TASK = 7
 # Threads reading stored files back when planning (pyarrow decodes outside the GIL).
 VALIDATE_THREADS = 8
 
 
-def day_chunks(
-    days: Sequence[date], at_once: int, max_days: int = MAX_DAYS_PER_TASK
-) -> list[list[date]]:
-    """The sorted days in contiguous chunks whose sizes differ by at most one.
-
-    As many chunks as run at once (`at_once`, fewer if there are fewer days), more if needed
-    to keep each within `max_days`: 14 days at 4 at once are chunks of 4, 4, 3 and 3.
-    """
+def day_chunks(days: Sequence[date], max_days: int = MAX_DAYS_PER_TASK) -> list[list[date]]:
+    """The sorted days in as few contiguous chunks of at most `max_days` as possible, their
+    sizes differing by at most one: 14 days are two chunks of 7, 15 days 5 + 5 + 5."""
     ordered = sorted(days)
     if not ordered:
         return []
-    count = max(min(len(ordered), at_once), math.ceil(len(ordered) / max_days))
+    count = math.ceil(len(ordered) / max_days)
     size, larger = divmod(len(ordered), count)
     chunks: list[list[date]] = []
     start = 0
@@ -48,11 +44,9 @@ def day_chunks(
     return chunks
 
 
-def chunk_specs(
-    specs: Sequence[PartitionSpec], at_once: int
-) -> list[tuple[list[date], list[PartitionSpec]]]:
+def chunk_specs(specs: Sequence[PartitionSpec]) -> list[tuple[list[date], list[PartitionSpec]]]:
     """The specs' days in `day_chunks`, each chunk with its specs (in their given order)."""
-    chunks = day_chunks(sorted({s.day for s in specs}), at_once)
+    chunks = day_chunks(sorted({s.day for s in specs}))
     which = {day: i for i, chunk in enumerate(chunks) for day in chunk}
     grouped: list[list[PartitionSpec]] = [[] for _ in chunks]
     for spec in specs:

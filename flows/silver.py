@@ -84,20 +84,20 @@ def quality_markdown(
     return "\n".join(lines)
 
 
-# Tasks (chunks of days, each built one day after another) at once: enough to overlap
-# orchestration latency with other days' work.
-DAYS_AT_ONCE = 4
+# Silver tasks (chunks of days) running at once; between them they build at most
+# `tasks.silver_day.DAYS_AT_ONCE` days at once.
+TASKS_AT_ONCE = 4
 
 
 async def build_days(
     request: RunRequest, settings: Settings, specs: list[PartitionSpec]
 ) -> tuple[Outcome, int]:
-    """One task per chunk of days with planned partitions (`day_chunks`, `DAYS_AT_ONCE` at
+    """One task per chunk of days with planned partitions (`day_chunks`, `TASKS_AT_ONCE` at
     once); returns their outcome and the number of aggregates built."""
     symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
     progress = Progress(stage="silver", total=len(specs))
     publish(progress)
-    gate = asyncio.Semaphore(DAYS_AT_ONCE)
+    gate = asyncio.Semaphore(TASKS_AT_ONCE)
     outcome = Outcome()
     aggregates = 0
 
@@ -132,7 +132,7 @@ async def build_days(
         progress.failed += failed
         publish(progress)
 
-    await asyncio.gather(*(one(days, chunk) for days, chunk in chunk_specs(specs, DAYS_AT_ONCE)))
+    await asyncio.gather(*(one(days, chunk) for days, chunk in chunk_specs(specs)))
     return outcome, aggregates
 
 

@@ -25,7 +25,7 @@ from models.enums import (
 )
 from models.requests import PartitionSpec
 from storage import PartitionKey, ShrinkRefused, Warehouse, WriteResult
-from tasks.runtime import run_logger, shared_client
+from tasks.runtime import run_logger, shared_client, shared_gate
 
 
 @dataclass
@@ -442,6 +442,10 @@ async def fetch_instruments(
     )
 
 
+# Days of one exchange fetched at once in this process, across all tasks holding its days.
+DAYS_AT_ONCE = 4
+
+
 async def fetch_days(
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
@@ -450,36 +454,45 @@ async def fetch_days(
     sandbox_url: str | None = None,
     force: bool = False,
     repair: Collection[PartitionSpec] = (),
+    days_at_once: int = DAYS_AT_ONCE,
 ) -> list[FetchSummary]:
-    """Fetch several days' partitions: `fetch_day` for each day, one day after another.
+    """Fetch several days' partitions: `fetch_day` for each exchange and day, at most
+    `days_at_once` days of an exchange at once in this process (a gate shared by every task).
 
-    A failing day does not stop the next. Raises `DayFetchFailed` with every day's summaries
-    and errors once all days have run if any failed; the other days are stored. On a retry,
-    the symbols of closed days already recorded complete are skipped (`fetch_partition`).
+    A failing day does not stop the others. Raises `DayFetchFailed` with every day's
+    summaries and errors once all days have run if any failed; the other days are stored. On
+    a retry, the symbols of closed days already recorded complete are skipped
+    (`fetch_partition`).
     """
-    by_day: dict[date, list[PartitionSpec]] = {}
+    by_day: dict[tuple[Exchange, date], list[PartitionSpec]] = {}
     for spec in specs:
-        by_day.setdefault(spec.day, []).append(spec)
+        by_day.setdefault((spec.exchange, spec.day), []).append(spec)
+
+    async def one(exchange: Exchange, day: date, day_specs: list[PartitionSpec]) -> Any:
+        async with shared_gate(f"fetch-days:{exchange.value}", days_at_once):
+            return await fetch_day(
+                day_specs,
+                symbols,
+                warehouse_uri=warehouse_uri,
+                sandbox_url=sandbox_url,
+                force=force,
+                repair=repair,
+            )
+
+    groups = sorted(by_day.items())
+    results = await asyncio.gather(*(one(e, d, g) for (e, d), g in groups), return_exceptions=True)
     summaries: list[FetchSummary] = []
     errors: list[str] = []
-    for day, day_specs in sorted(by_day.items()):
-        try:
-            summaries.extend(
-                await fetch_day(
-                    day_specs,
-                    symbols,
-                    warehouse_uri=warehouse_uri,
-                    sandbox_url=sandbox_url,
-                    force=force,
-                    repair=repair,
-                )
-            )
-        except DayFetchFailed as exc:
-            summaries.extend(exc.summaries)
-            errors.extend(exc.errors)
-        except Exception as exc:
-            exchanges = ",".join(sorted({s.exchange.value for s in day_specs}))
-            errors.append(f"{exchanges}/{day}: {type(exc).__name__}: {exc}")
+    for ((exchange, day), _), result in zip(groups, results, strict=True):
+        if isinstance(result, DayFetchFailed):
+            summaries.extend(result.summaries)
+            errors.extend(result.errors)
+        elif isinstance(result, Exception):
+            errors.append(f"{exchange.value}/{day}: {type(result).__name__}: {result}")
+        elif isinstance(result, BaseException):  # cancellation, interrupts: not ours to keep
+            raise result
+        else:
+            summaries.extend(result)
     if errors:
         raise DayFetchFailed(summaries, errors)
     return summaries

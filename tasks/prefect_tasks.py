@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from datetime import date
@@ -151,10 +150,9 @@ async def build_silver_days_task(
     warehouse_uri: str,
     force: bool = False,
 ) -> list[dict[str, Any]]:
-    """Build several days' planned silver partitions and aggregates, one day after another
-    (CPU work off the loop); raises `SilverDaysFailed` if any day failed."""
-    results = await asyncio.to_thread(
-        silver_day.build_days,
+    """Build several days' planned silver partitions and aggregates (days in threads, a few
+    at once); raises `SilverDaysFailed` if any day failed."""
+    results = await silver_day.build_days(
         days,
         specs,
         symbols,

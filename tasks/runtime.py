@@ -1,9 +1,10 @@
-"""Process-wide runtime helpers for tasks: shared exchange clients and the run logger."""
+"""Process-wide runtime helpers for tasks: shared exchange clients, gates, the run logger."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from clients.protocol import ExchangeClient
@@ -31,6 +32,21 @@ def shared_client(exchange: Exchange, sandbox_url: str | None) -> ExchangeClient
     return client
 
 
+_gates: dict[tuple[str, int], tuple[weakref.ref[asyncio.AbstractEventLoop], asyncio.Semaphore]] = {}
+
+
+def shared_gate(name: str, size: int) -> asyncio.Semaphore:
+    """One semaphore per name and event loop, shared by every task of the process: bounds
+    work across tasks (e.g. days of one exchange fetched at once, whichever task holds them).
+    The first caller's `size` sets it."""
+    loop = asyncio.get_running_loop()
+    key = (name, id(loop))
+    found = _gates.get(key)
+    if found is None or found[0]() is not loop:  # new, or an id reused by a later loop
+        found = _gates[key] = (weakref.ref(loop), asyncio.Semaphore(size))
+    return found[1]
+
+
 def client_stats() -> dict[str, dict[str, int]]:
     """Request counters of the shared clients of the running loop, per exchange."""
     loop_id = id(asyncio.get_running_loop())
@@ -50,6 +66,8 @@ async def close_clients() -> None:
     loop_id = id(asyncio.get_running_loop())
     for key in [k for k in _clients if k[2] == loop_id]:
         await _clients.pop(key).aclose()
+    for gate_key in [k for k in _gates if k[1] == loop_id]:
+        del _gates[gate_key]
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:

@@ -7,6 +7,7 @@ interval and dataset is a few tens of thousands of rows.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ import polars as pl
 from models.enums import Dataset, Exchange, Interval
 from models.requests import NATIVE_INTERVALS, PartitionSpec
 from storage import Warehouse
+from tasks.runtime import shared_gate
 from tasks.silver import bronze_complete_on, build_aggregate, write_partition
 
 
@@ -137,7 +139,11 @@ class SilverDaysFailed(Exception):
         return (SilverDaysFailed, (self.results,))
 
 
-def build_days(
+# Days built at once in this process (threads), across all tasks holding days.
+DAYS_AT_ONCE = 4
+
+
+async def build_days(
     days: Sequence[date],
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
@@ -145,19 +151,30 @@ def build_days(
     *,
     warehouse_uri: str,
     force: bool = False,
+    days_at_once: int = DAYS_AT_ONCE,
 ) -> list[SilverDay]:
-    """`build_day` for each day in order, one after another; a failing day does not stop the
-    next. Raises `SilverDaysFailed` (every day's result) at the end if any day raised."""
-    results: list[SilverDay] = []
-    failed = False
-    for day in sorted(days):
-        try:
-            results.append(
-                build_day(day, specs, symbols, exchanges, warehouse_uri=warehouse_uri, force=force)
-            )
-        except SilverDayFailed as exc:
-            failed = True
-            results.append(exc.result)
+    """`build_day` for each day in a thread, at most `days_at_once` at once in this process
+    (a gate shared by every task); a failing day does not stop the others. Results in day
+    order; raises `SilverDaysFailed` (every day's result) at the end if any day raised."""
+
+    async def one(day: date) -> SilverDay:
+        async with shared_gate("silver-days", days_at_once):
+            try:
+                return await asyncio.to_thread(
+                    build_day,
+                    day,
+                    specs,
+                    symbols,
+                    exchanges,
+                    warehouse_uri=warehouse_uri,
+                    force=force,
+                )
+            except SilverDayFailed as exc:
+                failed.add(day)
+                return exc.result
+
+    failed: set[date] = set()
+    results = list(await asyncio.gather(*(one(day) for day in sorted(days))))
     if failed:
         raise SilverDaysFailed(results)
     return results

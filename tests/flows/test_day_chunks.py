@@ -11,13 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.bronze import fetch_groups
-from flows.common import (
-    MAX_DAYS_PER_TASK,
-    PER_EXCHANGE_CONCURRENCY,
-    chunk_specs,
-    day_chunks,
-    plan,
-)
+from flows.common import MAX_DAYS_PER_TASK, chunk_specs, day_chunks, plan
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import PartitionSpec, RunRequest
 from models.settings import load_settings
@@ -32,44 +26,44 @@ def days_from(offsets: list[int]) -> list[date]:
 
 @given(
     offsets=st.lists(st.integers(0, 800), unique=True, max_size=400),
-    at_once=st.integers(1, 12),
     max_days=st.integers(1, 10),
 )
-def test_chunks_partition_the_sorted_days_evenly(
-    offsets: list[int], at_once: int, max_days: int
-) -> None:
+def test_chunks_partition_the_sorted_days_evenly(offsets: list[int], max_days: int) -> None:
     days = days_from(offsets)
-    chunks = day_chunks(days, at_once, max_days)
+    chunks = day_chunks(days, max_days)
     assert [d for chunk in chunks for d in chunk] == sorted(days)  # contiguous, in order
-    expected = max(min(len(days), at_once), math.ceil(len(days) / max_days)) if days else 0
-    assert len(chunks) == expected
+    assert len(chunks) == math.ceil(len(days) / max_days)  # as few as fit
     sizes = [len(c) for c in chunks]
     assert all(0 < size <= max_days for size in sizes)
     assert not sizes or max(sizes) - min(sizes) <= 1
 
 
 def test_chunk_examples() -> None:
-    assert day_chunks(days_from([0]), 4) == [days_from([0])]
-    assert [len(c) for c in day_chunks(days_from(list(range(14))), 4)] == [4, 4, 3, 3]
-    year = day_chunks(days_from(list(range(366))), 4)
+    assert day_chunks(days_from([0])) == [days_from([0])]
+    assert [len(c) for c in day_chunks(days_from(list(range(14))))] == [7, 7]
+    assert [len(c) for c in day_chunks(days_from(list(range(15))))] == [5, 5, 5]
+    year = day_chunks(days_from(list(range(366))))
     assert len(year) == 53 and max(len(c) for c in year) == MAX_DAYS_PER_TASK
-    assert day_chunks([], 4) == []
+    assert day_chunks([]) == []
 
 
 def test_chunk_specs_keeps_each_days_specs_together() -> None:
     specs = [
         PartitionSpec(exchange=e, dataset=Dataset.OHLCV, interval=Interval.H1, day=d)
-        for d in reversed(days_from(list(range(5))))
+        for d in reversed(days_from(list(range(10))))
         for e in (Exchange.OKX, Exchange.BINANCE)
     ]
-    chunks = chunk_specs(specs, 2)
-    assert [days for days, _ in chunks] == [days_from([0, 1, 2]), days_from([3, 4])]
+    chunks = chunk_specs(specs)  # 10 days: two chunks of 5
+    assert [days for days, _ in chunks] == [
+        days_from(list(range(5))),
+        days_from(list(range(5, 10))),
+    ]
     for days, group in chunks:
         assert {s.day for s in group} == set(days)
     assert sorted(s.label for _, g in chunks for s in g) == sorted(s.label for s in specs)
 
 
-def test_a_two_week_plan_of_three_exchanges_is_twelve_fetch_tasks(tmp_path: Path) -> None:
+def test_a_two_week_plan_of_three_exchanges_is_six_fetch_tasks(tmp_path: Path) -> None:
     request = RunRequest.build(
         start=START,
         end=START + timedelta(days=13),
@@ -80,7 +74,7 @@ def test_a_two_week_plan_of_three_exchanges_is_twelve_fetch_tasks(tmp_path: Path
     )
     specs = plan(Warehouse(str(tmp_path)), Layer.BRONZE, request)
     groups = fetch_groups(specs)
-    assert len(groups) == 3 * PER_EXCHANGE_CONCURRENCY == 12
+    assert len(groups) == 6  # two weeks per exchange
     for exchange, days, group in groups:
         assert {s.exchange for s in group} == {exchange}  # never mixes exchanges
         assert {s.day for s in group} == set(days)
@@ -88,5 +82,5 @@ def test_a_two_week_plan_of_three_exchanges_is_twelve_fetch_tasks(tmp_path: Path
         e: [len(days) for x, days, _ in groups if x is e]
         for e in (Exchange.BINANCE, Exchange.COINBASE, Exchange.OKX)
     }
-    assert per_exchange == {e: [4, 4, 3, 3] for e in per_exchange}
+    assert per_exchange == {e: [7, 7] for e in per_exchange}
     assert sorted(s.label for _, _, g in groups for s in g) == sorted(s.label for s in specs)

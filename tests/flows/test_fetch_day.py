@@ -1,6 +1,6 @@
 """`tasks.bronze.fetch_day` (one exchange's day, several partitions), `fetch_days` (several
-days, one after another) and the closed-days cache key and run name of their Prefect task,
-against the sandbox, without a Prefect server."""
+days, a few of an exchange at once across tasks) and the closed-days cache key and run name of
+their Prefect task, against the sandbox, without a Prefect server."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_fetch_days_goes_on_after_a_failing_day(
     specs = [spec(iv, day=d) for d in reversed(days) for iv in (Interval.H1, Interval.D1)]
     with pytest.raises(bronze.DayFetchFailed) as failed:
         fetch_several(specs, tmp_path, sandbox.url)
-    assert sorted(set(fetched_days)) == days and fetched_days == sorted(fetched_days)
+    assert sorted(set(fetched_days)) == days  # every day attempted
     errors = failed.value.errors
     assert [e.split(":")[0] for e in errors] == [f"okx/ohlcv/1h/{bad}", f"okx/ohlcv/1d/{bad}"]
     assert all("ETHUSDT" in e and "HTTP 503" in e for e in errors)
@@ -180,7 +180,50 @@ def test_fetch_days_lets_cancellation_through(
     specs = [spec(Interval.D1, day=DAY + timedelta(days=i)) for i in range(2)]
     with pytest.raises(asyncio.CancelledError):
         fetch_several(specs, tmp_path, "unused")
-    assert seen == [DAY]
+    assert DAY in seen
+
+
+def test_days_of_an_exchange_are_fetched_a_few_at_once_across_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running: dict[Exchange, int] = {e: 0 for e in Exchange}
+    peak: dict[Exchange, int] = {e: 0 for e in Exchange}
+
+    async def day(specs: list[PartitionSpec], *_: Any, **__: Any) -> list[bronze.FetchSummary]:
+        exchange = specs[0].exchange
+        running[exchange] += 1
+        peak[exchange] = max(peak[exchange], running[exchange])
+        await asyncio.sleep(0.01)
+        running[exchange] -= 1
+        return [bronze.FetchSummary(partition=specs[0].label)]
+
+    def days_of(exchange: Exchange, first: int) -> list[PartitionSpec]:
+        return [
+            PartitionSpec(
+                exchange=exchange,
+                dataset=Dataset.OHLCV,
+                interval=Interval.H1,
+                day=DAY + timedelta(days=first + i),
+            )
+            for i in range(7)
+        ]
+
+    async def run() -> list[list[bronze.FetchSummary]]:
+        calls = [  # two tasks' worth of Binance days, one of OKX, at the same time
+            bronze.fetch_days(s, SYMBOLS, warehouse_uri="unused", days_at_once=3)
+            for s in (
+                days_of(Exchange.BINANCE, 0),
+                days_of(Exchange.BINANCE, 7),
+                days_of(Exchange.OKX, 0),
+            )
+        ]
+        return list(await asyncio.gather(*calls))
+
+    monkeypatch.setattr(bronze, "fetch_day", day)
+    results = asyncio.run(run())
+    assert [len(r) for r in results] == [7, 7, 7]
+    assert peak[Exchange.BINANCE] == 3  # shared by both calls, not 3 each
+    assert peak[Exchange.OKX] == 3  # not held back by Binance's gate
 
 
 def test_fetch_days_failure_survives_pickling() -> None:

@@ -1,9 +1,10 @@
 """`tasks.silver_day.build_day`: order of work within a day, and failures named without
-stopping the rest of the day; `build_days`: several days, a failing day not stopping the next;
-the run name of their Prefect task."""
+stopping the rest of the day; `build_days`: several days (a few at once), a failing day not
+stopping the others; the run name of their Prefect task."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from datetime import date, timedelta
 from typing import Any
@@ -87,8 +88,10 @@ def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> Non
     specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
     specs.append(spec(Exchange.BINANCE, Interval.H1, day=bad))  # raises (see `calls`)
     with pytest.raises(silver_day.SilverDaysFailed) as failed:
-        silver_day.build_days(
-            list(reversed(days)), specs, SYMBOLS, EXCHANGES, warehouse_uri="unused"
+        asyncio.run(
+            silver_day.build_days(
+                list(reversed(days)), specs, SYMBOLS, EXCHANGES, warehouse_uri="unused"
+            )
         )
     results = failed.value.results
     assert [r.day for r in results] == days  # in order, the day after the failure built too
@@ -107,7 +110,9 @@ def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> Non
 def test_build_days_returns_every_day_when_none_raises(calls: list[str]) -> None:
     days = [DAY, DAY + timedelta(days=1)]
     specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
-    results = silver_day.build_days(days, specs, SYMBOLS, EXCHANGES, warehouse_uri="unused")
+    results = asyncio.run(
+        silver_day.build_days(days, specs, SYMBOLS, EXCHANGES, warehouse_uri="unused")
+    )
     assert [(r.day, len(r.partitions), r.failures) for r in results] == [
         (days[0], 1, []),
         (days[1], 1, []),
@@ -122,3 +127,34 @@ def test_run_name_names_the_days() -> None:
         resolve_custom_task_run_name(build_silver_days_task, several)
         == "silver 2024-03-04..2024-03-07"
     )
+
+
+def test_build_days_builds_a_few_days_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    lock = threading.Lock()
+    state = {"running": 0, "peak": 0}
+
+    def day(d: date, *_: Any, **__: Any) -> silver_day.SilverDay:
+        with lock:
+            state["running"] += 1
+            state["peak"] = max(state["peak"], state["running"])
+        time.sleep(0.02)
+        with lock:
+            state["running"] -= 1
+        return silver_day.SilverDay(day=d)
+
+    monkeypatch.setattr(silver_day, "build_day", day)
+    days = [DAY + timedelta(days=i) for i in range(7)]
+
+    async def run() -> list[list[silver_day.SilverDay]]:
+        calls = [  # two tasks' worth of days at the same time share the gate
+            silver_day.build_days(chunk, [], SYMBOLS, EXCHANGES, warehouse_uri="x", days_at_once=2)
+            for chunk in (days[:4], days[4:])
+        ]
+        return list(await asyncio.gather(*calls))
+
+    results = asyncio.run(run())
+    assert [[r.day for r in chunk] for chunk in results] == [days[:4], days[4:]]
+    assert state["peak"] == 2
