@@ -30,7 +30,7 @@ from models.settings import Settings, load_settings
 from storage import Warehouse
 from tasks.bronze import DayFetchFailed
 from tasks.prefect_tasks import day_span, fetch_days_task, fetch_instruments_task
-from tasks.runtime import client_stats, close_clients, run_logger
+from tasks.runtime import client_stats, close_clients, reporting_progress, run_logger
 
 
 async def refresh_instruments(
@@ -131,12 +131,20 @@ async def fetch_all(
                 f"{exchange.value}/{day_span(days)}: {type(exc).__name__}: {exc}"
             )
             failed = len(group)
-        progress.done += len(group)
+        progress.task_ended(len(group))
         progress.failed += failed
+        show()
+
+    def show() -> None:
         progress.requests = sum(s["requests"] for s in client_stats().values())
         publish(progress)
 
-    await asyncio.gather(*(one(e, d, g) for e, d, g in fetch_groups(specs)))
+    def reported(partitions: int) -> None:
+        progress.report(partitions)
+        show()
+
+    with reporting_progress(reported):  # the tasks report each day as it ends
+        await asyncio.gather(*(one(e, d, g) for e, d, g in fetch_groups(specs)))
     progress.rows = sum(int(s.get("rows", 0)) for s in outcome.summaries)
     publish(progress)
     if artifact_id is not None:

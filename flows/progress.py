@@ -17,6 +17,22 @@ class Progress:
     rows: int = 0
     requests: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    reported: int = 0  # partitions the tasks reported as each of their days ended
+    finished: int = 0  # partitions of the tasks that have ended
+
+    def report(self, partitions: int) -> None:
+        """A task body reported partitions finished (`tasks.runtime.partitions_done`)."""
+        self.reported += partitions
+        self._count()
+
+    def task_ended(self, partitions: int) -> None:
+        """A task holding `partitions` ended (whether or not its body reported them)."""
+        self.finished += partitions
+        self._count()
+
+    def _count(self) -> None:
+        # Both are lower bounds (a retry reports its days again): the larger, capped.
+        self.done = min(self.total, max(self.finished, self.reported))
 
 
 Listener = Callable[[Progress], None]

@@ -19,6 +19,7 @@ from models.requests import PartitionSpec, RunRequest
 from models.settings import Settings, load_settings
 from storage import PartitionKey, Warehouse
 from tasks.prefect_tasks import build_silver_days_task, day_span
+from tasks.runtime import reporting_progress
 from tasks.silver_day import SilverDaysFailed
 from tasks.transform.silver import build_silver
 
@@ -128,11 +129,16 @@ async def build_days(
             outcome.summaries.extend(result["partitions"])
             outcome.failures.extend(result["failures"])
             aggregates += len(result["aggregates"])
-        progress.done += len(chunk)
+        progress.task_ended(len(chunk))
         progress.failed += failed
         publish(progress)
 
-    await asyncio.gather(*(one(days, chunk) for days, chunk in chunk_specs(specs)))
+    def reported(partitions: int) -> None:
+        progress.report(partitions)
+        publish(progress)
+
+    with reporting_progress(reported):  # the tasks report each day as it ends
+        await asyncio.gather(*(one(days, chunk) for days, chunk in chunk_specs(specs)))
     return outcome, aggregates
 
 

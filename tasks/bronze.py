@@ -25,7 +25,7 @@ from models.enums import (
 )
 from models.requests import PartitionSpec
 from storage import PartitionKey, ShrinkRefused, Warehouse, WriteResult
-from tasks.runtime import run_logger, shared_client, shared_gate
+from tasks.runtime import partitions_done, run_logger, shared_client, shared_gate
 
 
 @dataclass
@@ -470,14 +470,17 @@ async def fetch_days(
 
     async def one(exchange: Exchange, day: date, day_specs: list[PartitionSpec]) -> Any:
         async with shared_gate(f"fetch-days:{exchange.value}", days_at_once):
-            return await fetch_day(
-                day_specs,
-                symbols,
-                warehouse_uri=warehouse_uri,
-                sandbox_url=sandbox_url,
-                force=force,
-                repair=repair,
-            )
+            try:
+                return await fetch_day(
+                    day_specs,
+                    symbols,
+                    warehouse_uri=warehouse_uri,
+                    sandbox_url=sandbox_url,
+                    force=force,
+                    repair=repair,
+                )
+            finally:
+                partitions_done(len(day_specs))
 
     groups = sorted(by_day.items())
     results = await asyncio.gather(*(one(e, d, g) for (e, d), g in groups), return_exceptions=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from clients.protocol import ExchangeClient
@@ -45,6 +48,31 @@ def shared_gate(name: str, size: int) -> asyncio.Semaphore:
     if found is None or found[0]() is not loop:  # new, or an id reused by a later loop
         found = _gates[key] = (weakref.ref(loop), asyncio.Semaphore(size))
     return found[1]
+
+
+# Who to tell, in this process, that partitions finished: set by a flow around its tasks, seen
+# by the task bodies it starts (a context variable: concurrent runs each see their own).
+_partitions_done: ContextVar[Callable[[int], None] | None] = ContextVar(
+    "partitions_done", default=None
+)
+
+
+@contextmanager
+def reporting_progress(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within the block (and the tasks started in it), `partitions_done(n)` calls `callback`."""
+    token = _partitions_done.set(callback)
+    try:
+        yield
+    finally:
+        _partitions_done.reset(token)
+
+
+def partitions_done(count: int) -> None:
+    """Report `count` partitions finished (written or failed) to the run that started them,
+    if it listens; a task reports each day as it ends rather than all of them at its end."""
+    callback = _partitions_done.get()
+    if callback is not None:
+        callback(count)
 
 
 def client_stats() -> dict[str, dict[str, int]]:

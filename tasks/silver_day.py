@@ -19,7 +19,7 @@ import polars as pl
 from models.enums import Dataset, Exchange, Interval
 from models.requests import NATIVE_INTERVALS, PartitionSpec
 from storage import Warehouse
-from tasks.runtime import shared_gate
+from tasks.runtime import partitions_done, shared_gate
 from tasks.silver import bronze_complete_on, build_aggregate, write_partition
 
 
@@ -172,6 +172,8 @@ async def build_days(
             except SilverDayFailed as exc:
                 failed.add(day)
                 return exc.result
+            finally:
+                partitions_done(sum(1 for s in specs if s.day == day))
 
     failed: set[date] = set()
     results = list(await asyncio.gather(*(one(day) for day in sorted(days))))

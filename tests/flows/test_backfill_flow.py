@@ -133,3 +133,27 @@ def test_a_new_warehouse_at_the_same_path_is_filled_again(
     assert requests_made(sandbox) > 0
     ohlcv = Warehouse(str(warehouse_dir)).scan(Layer.SILVER, "ohlcv").collect()
     assert set(ohlcv["exchange"].unique()) == {"binance", "coinbase", "okx"}
+
+
+def test_progress_moves_as_each_day_of_a_task_ends(
+    sandbox: Any, warehouse_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One fetch task and one silver task hold both days; progress still moves per day."""
+    from flows import progress
+
+    monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", sandbox.url)
+    seen: dict[str, list[tuple[int, int]]] = {}
+    unsubscribe = progress.subscribe(
+        lambda p: seen.setdefault(p.stage, []).append((p.done, p.total))
+    )
+    try:
+        state = run_backfill(exchanges=["binance"], intervals=["1m", "1h"], datasets=["ohlcv"])
+    finally:
+        unsubscribe()
+    assert state.is_completed(), state.message
+    for stage in ("bronze", "silver"):
+        total = seen[stage][-1][1]
+        assert total == 4  # 2 days x 2 intervals, in one task
+        done = [d for d, _ in seen[stage]]
+        assert done[-1] == total and 2 in done, (stage, done)  # the first day, then both
+        assert done == sorted(done)
