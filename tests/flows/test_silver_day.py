@@ -140,7 +140,7 @@ def test_build_days_builds_a_few_days_at_once(monkeypatch: pytest.MonkeyPatch) -
         with lock:
             state["running"] += 1
             state["peak"] = max(state["peak"], state["running"])
-        time.sleep(0.02)
+        time.sleep(0.05)  # long enough for the next day to start meanwhile
         with lock:
             state["running"] -= 1
         return silver_day.SilverDay(day=d)
