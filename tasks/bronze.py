@@ -121,10 +121,11 @@ def complete_symbols(warehouse: Warehouse, spec: PartitionSpec, symbols: list[st
     return set(done.get_column("symbol").to_list())
 
 
-def _complete_by_partition(
+def recorded_complete(
     warehouse: Warehouse, specs: Sequence[PartitionSpec]
 ) -> dict[PartitionSpec, set[str]]:
-    """Per partition, the symbols recorded complete: one read of the index for all of them."""
+    """Per partition, the symbols its bronze day is recorded complete for: one read of the
+    coverage index for all of them (`complete_symbols` for many partitions at once)."""
     if not specs:
         return {}
     days = [spec.day for spec in specs]
@@ -278,7 +279,7 @@ async def fetch_day(
     """
     skip_complete = not force and any(is_closed(spec.day) for spec in specs)
     complete = (
-        await asyncio.to_thread(_complete_by_partition, Warehouse(warehouse_uri), specs)
+        await asyncio.to_thread(recorded_complete, Warehouse(warehouse_uri), specs)
         if skip_complete
         else {}
     )

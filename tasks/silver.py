@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -13,7 +13,7 @@ from models.dates import is_closed
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import NATIVE_INTERVALS, PartitionSpec
 from storage import PartitionKey, ShrinkRefused, Warehouse
-from tasks.bronze import bronze_key, complete_symbols
+from tasks.bronze import bronze_key, recorded_complete
 from tasks.transform.coverage import ohlcv_coverage
 from tasks.transform.ohlcv import resample_ohlcv
 from tasks.transform.silver import build_silver
@@ -47,28 +47,21 @@ def silver_key(spec: PartitionSpec, layer: Layer = Layer.SILVER) -> PartitionKey
     )
 
 
-def _bronze_complete(warehouse: Warehouse, spec: PartitionSpec, symbols: list[str]) -> bool:
-    """Whether bronze holds the day complete for every symbol (per the coverage index)."""
-    return set(symbols) <= complete_symbols(warehouse, spec, symbols)
-
-
 BronzeComplete = Callable[[PartitionSpec, list[str]], bool]
 
 
-def bronze_complete_on(warehouse: Warehouse, day: date) -> BronzeComplete:
-    """`_bronze_complete` for every partition of `day`, from one read of the coverage index."""
-    records = warehouse.coverage.query(layer=Layer.BRONZE, start=day, end=day)
-    done = set(
-        records.filter(pl.col("complete"))
-        .select("dataset", "exchange", "interval", "symbol")
-        .iter_rows()
-    )
+def bronze_complete_for(warehouse: Warehouse, specs: Sequence[PartitionSpec]) -> BronzeComplete:
+    """Whether bronze holds a partition's day complete for every symbol, for `specs` (and
+    the Coinbase 1h partitions their 4h is resampled from), from one read of the index."""
+    hourly = [
+        s.model_copy(update={"interval": Interval.H1})
+        for s in specs
+        if s.interval is not None and s.interval not in NATIVE_INTERVALS[s.exchange]
+    ]
+    done = recorded_complete(warehouse, [*specs, *hourly])
 
     def complete(spec: PartitionSpec, symbols: list[str]) -> bool:
-        assert spec.day == day, f"{spec.label} is not on {day}"
-        interval = spec.interval.value if spec.interval else None
-        prefix = (spec.dataset.value, spec.exchange.value, interval)
-        return all((*prefix, symbol) in done for symbol in symbols)
+        return set(symbols) <= done[spec]
 
     return complete
 
@@ -114,23 +107,6 @@ class BuiltPartition:
     coverage: pl.DataFrame | None = None  # records to upsert, stamped with the written file
 
 
-def build_partition(
-    spec: PartitionSpec, symbols: list[str], *, warehouse_uri: str, force: bool = False
-) -> SilverSummary:
-    """Build (or rebuild) the silver partition of `spec` from what bronze holds."""
-    warehouse = Warehouse(warehouse_uri)
-    built = write_partition(
-        warehouse,
-        spec,
-        symbols,
-        force=force,
-        bronze_complete=lambda s, syms: _bronze_complete(warehouse, s, syms),
-    )
-    if built.coverage is not None:
-        warehouse.coverage.upsert(built.coverage)
-    return built.summary
-
-
 def write_partition(
     warehouse: Warehouse,
     spec: PartitionSpec,
@@ -139,8 +115,10 @@ def write_partition(
     force: bool,
     bronze_complete: BronzeComplete,
 ) -> BuiltPartition:
-    """`build_partition` minus publishing coverage: the records are returned to the caller,
-    which publishes them (after the data, like `build_partition`), several partitions at once."""
+    """Build (or rebuild) the silver partition of `spec` from what bronze holds and write it.
+
+    Coverage is not published here: the records are returned for the caller to publish after
+    the data, several partitions at once."""
     now = datetime.now(UTC)
     closed = is_closed(spec.day, now=now)
     summary = SilverSummary(partition=spec.label)

@@ -20,7 +20,7 @@ from models.enums import Dataset, Exchange, Interval
 from models.requests import NATIVE_INTERVALS, PartitionSpec
 from storage import Warehouse
 from tasks.runtime import partitions_done, shared_gate
-from tasks.silver import bronze_complete_on, build_aggregate, write_partition
+from tasks.silver import bronze_complete_for, build_aggregate, write_partition
 
 
 def native_first(specs: Sequence[PartitionSpec]) -> list[PartitionSpec]:
@@ -81,7 +81,7 @@ def build_day(
     raised = False
     todays = [s for s in specs if s.day == day]
     warehouse = Warehouse(warehouse_uri)
-    bronze_complete = bronze_complete_on(warehouse, day)  # one coverage read for the day
+    bronze_complete = bronze_complete_for(warehouse, todays)  # one coverage read for the day
     coverage: list[pl.DataFrame] = []
     written: dict[Interval, dict[Exchange, pl.DataFrame]] = defaultdict(dict)
     try:

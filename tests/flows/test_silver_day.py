@@ -42,7 +42,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         done.append(f"aggregate {interval.value} {day} {[e.value for e in exchanges]}")
         return SilverSummary(partition=f"aggregated/ohlcv/{interval.value}/{day}", rows=1)
 
-    monkeypatch.setattr(silver_day, "bronze_complete_on", lambda *_: lambda *__: True)
+    monkeypatch.setattr(silver_day, "bronze_complete_for", lambda *_: lambda *__: True)
     monkeypatch.setattr(silver_day, "write_partition", partition)
     monkeypatch.setattr(silver_day, "build_aggregate", aggregate)
     return done
