@@ -38,7 +38,9 @@ COVERAGE_DIR = "_coverage"
 FRAGMENTS_DIR = f"{COVERAGE_DIR}/fragments"
 SNAPSHOTS_DIR = f"{COVERAGE_DIR}/snapshots"
 COMPACT_EVERY = 64
-_LOAD_ATTEMPTS = 5
+_LOAD_ATTEMPTS = 40
+_LOAD_FIRST_PAUSE_S = 0.005
+_LOAD_MAX_PAUSE_S = 0.25
 
 
 def with_optional_columns(records: pl.DataFrame) -> pl.DataFrame:
@@ -285,23 +287,29 @@ class CoverageIndex:
         return self._store.list_files(SNAPSHOTS_DIR) + self._store.list_files(FRAGMENTS_DIR)
 
     def _load(self) -> tuple[tuple[str, ...], pl.DataFrame]:
-        """All files and their merged records, retrying if a compaction removes a file mid-read."""
+        """All files and their merged records.
+
+        A concurrent compaction (another process) may delete a listed file before it is read:
+        its content is then in a snapshot published before the deletion, so the index is
+        listed again after a short pause. Files read so far stay cached (they are immutable),
+        so each retry reads only what is new and the race window shrinks to one listing.
+        """
+        pause = _LOAD_FIRST_PAUSE_S
         for _ in range(_LOAD_ATTEMPTS):
-            names = tuple(self.files())
-            cached = self._cache.merged
-            if cached is not None and cached[0] == names:
-                return cached
             try:
+                names = tuple(self.files())
+                cached = self._cache.merged
+                if cached is not None and cached[0] == names:
+                    return cached
                 merged = self._extend(cached, names)
                 if merged is None:
                     frames = [self._read(name) for name in names]
+                    merged = _merge(names, frames)
+                    self._cache.files = dict(zip(names, frames, strict=True))
             except FileNotFoundError:
+                time.sleep(pause)
+                pause = min(pause * 2, _LOAD_MAX_PAUSE_S)
                 continue
-            if merged is not None:
-                self._cache.merged = (names, merged)
-                return names, merged
-            merged = _merge(names, frames)
-            self._cache.files = {n: f for n, f in zip(names, frames, strict=True)}
             self._cache.merged = (names, merged)
             return names, merged
         raise RuntimeError(
@@ -327,12 +335,12 @@ class CoverageIndex:
         if seen and min(new) < max(seen):
             return None
         frames = [self._read(name) for name in new]
-        for name, frame in zip(new, frames, strict=True):
-            self._cache.files[name] = frame
         return overlay(merged, latest(pl.concat(frames)))
 
     def _read(self, name: str) -> pl.DataFrame:
+        """One coverage file, decoded once per process (names are unique, files immutable)."""
         cached = self._cache.files.get(name)
         if cached is None:
             cached = with_optional_columns(decode(self._store.read_bytes(name)))
+            self._cache.files[name] = cached
         return cached

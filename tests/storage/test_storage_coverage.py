@@ -385,3 +385,33 @@ def test_cached_merge_extended_with_new_fragments_equals_a_fresh_read(
     assert index.query().equals(fresh())
     # equal updated_at: the later file wins, whatever order the files were seen in
     assert index.query().filter(pl.col("symbol") == "SOLUSDT")["rows_present"].to_list() == [1440]
+
+
+class _CompactingElsewhere(Store):
+    """A store on which, before each of the first `times` reads, another process (an index
+    with its own cache) publishes a record and compacts: every listed file is gone by the time
+    the reader opens it."""
+
+    def __init__(self, store: Store, other: CoverageIndex, times: int) -> None:
+        super().__init__(store.location)
+        self.other, self.left, self.races = other, times, 0
+
+    def read_bytes(self, rel: str) -> bytes:
+        if self.left > 0:
+            self.left -= 1
+            self.races += 1
+            self.other.upsert(frame(rec("SOLUSDT", DAY + timedelta(days=self.races))))
+            self.other.compact()
+        return super().read_bytes(rel)
+
+
+def test_a_reader_racing_compactions_elsewhere_reads_every_record(warehouse: Warehouse) -> None:
+    other = CoverageIndex(warehouse.store)
+    other._cache = coverage_module._FileCache()  # another process: nothing shared
+    other.upsert(frame(rec("BTCUSDT"), rec("ETHUSDT")))
+    coverage_module._CACHES.clear()
+    racing = _CompactingElsewhere(warehouse.store, other, times=12)
+    records = CoverageIndex(racing).query()
+    assert racing.races == 12  # more consecutive races than a fixed handful of attempts
+    assert records.height == 2 + 12
+    assert set(records["symbol"]) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
