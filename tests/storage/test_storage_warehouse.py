@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -20,6 +22,7 @@ from models.enums import Dataset, Exchange, Layer
 from models.silver import QUARANTINE_REASON, SILVER_SCHEMAS
 from storage import PartitionKey, ShrinkRefused, Warehouse
 from storage.fs import S3_SINGLE_PUT_LIMIT, STAGING_DIR
+from storage.parquet import encode
 from tests.storage import frames
 from tests.storage.s3 import CuttingProxy, S3Endpoint, aws_env
 
@@ -454,3 +457,25 @@ def test_corrupt_file_can_be_replaced(warehouse: Warehouse) -> None:
     frame = frames.ohlcv("binance", "1h", D1, candles=2)
     result = warehouse.write(k, frame, closed=True)
     assert result.previous_rows is None and warehouse.validate(k) is None
+
+
+def test_dictionaries_only_where_values_repeat() -> None:
+    """Symbols get a dictionary; raw price strings and per-row times (nearly all distinct)
+    do not, and every value reads back unchanged."""
+    rows = 2000
+    table = pa.table(
+        {
+            "symbol": [f"S{i % 5}USDT" for i in range(rows)],
+            "open": [f"{60000 + i * 0.37:.2f}" for i in range(rows)],
+            "open_time": list(range(rows)),
+            "close": [float(i) for i in range(rows)],
+        }
+    )
+    data = encode(table)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(4)}
+    assert "RLE_DICTIONARY" in encodings["symbol"]
+    assert "RLE_DICTIONARY" not in encodings["open"]
+    assert "RLE_DICTIONARY" not in encodings["open_time"]
+    assert "BYTE_STREAM_SPLIT" in encodings["close"]
+    assert pq.read_table(io.BytesIO(data)).equals(table)
