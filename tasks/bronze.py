@@ -25,7 +25,13 @@ from models.enums import (
 )
 from models.requests import PartitionSpec
 from storage import PartitionKey, ShrinkRefused, Warehouse, WriteResult
-from tasks.runtime import partitions_done, run_logger, shared_client, shared_gate
+from tasks.runtime import (
+    partitions_done,
+    run_logger,
+    settle_heap,
+    shared_client,
+    shared_gate,
+)
 
 
 @dataclass
@@ -465,6 +471,7 @@ async def fetch_days(
     a retry, the symbols of closed days already recorded complete are skipped
     (`fetch_partition`).
     """
+    settle_heap()
     by_day: dict[tuple[Exchange, date], list[PartitionSpec]] = {}
     for spec in specs:
         by_day.setdefault((spec.exchange, spec.day), []).append(spec)

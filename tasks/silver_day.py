@@ -19,7 +19,7 @@ import polars as pl
 from models.enums import Dataset, Exchange, Interval
 from models.requests import NATIVE_INTERVALS, PartitionSpec
 from storage import Warehouse
-from tasks.runtime import partitions_done, shared_gate
+from tasks.runtime import partitions_done, settle_heap, shared_gate
 from tasks.silver import bronze_complete_for, build_aggregate, write_partition
 
 
@@ -156,6 +156,7 @@ async def build_days(
     """`build_day` for each day in a thread, at most `days_at_once` at once in this process
     (a gate shared by every task); a failing day does not stop the others. Results in day
     order; raises `SilverDaysFailed` (every day's result) at the end if any day raised."""
+    settle_heap()
 
     async def one(day: date) -> SilverDay:
         async with shared_gate("silver-days", days_at_once):
