@@ -122,7 +122,9 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
         ours.append(r)
         say(
             f"  pipeline run {i + 1}: {r['silver_rows']:,} candles in {r['wall_s']:.2f} s "
-            f"(fetch {r['fetch_s']:.2f} s, silver {r['silver_s']:.2f} s, "
+            f"(fetch {r['fetch_s']:.2f} s on {r['fetch_cpu_s'] / r['fetch_s']:.2f} cores, "
+            f"loop thread {r['fetch_loop_cpu_s'] / r['fetch_s']:.0%} busy; "
+            f"silver {r['silver_s']:.2f} s, "
             f"{r['sandbox_requests']} requests, CPU {r['cpu_s']:.2f} s, "
             f"sandbox CPU {r['sandbox_cpu_s']:.2f} s, "
             f"peak RSS {r['peak_rss_mb']:.0f} MB)"
@@ -152,6 +154,14 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
         "cpu_us_per_candle": _us_per(ours, "silver_rows"),
         "ccxt_cpu_us_per_candle": _us_per(theirs, "candles"),
         "sandbox_cpu_share": round(median([r["sandbox_cpu_s"] / r["wall_s"] for r in ours]), 2),
+        # cores in use per phase, and how busy the event loop's thread is while fetching
+        "fetch_cores": round(median([r["fetch_cpu_s"] / r["fetch_s"] for r in ours]), 2),
+        "fetch_loop_thread_busy": round(
+            median([r["fetch_loop_cpu_s"] / r["fetch_s"] for r in ours]), 2
+        ),
+        "silver_cores": round(
+            median([(r["cpu_s"] - r["fetch_cpu_s"]) / r["silver_s"] for r in ours]), 2
+        ),
     }
 
 

@@ -137,7 +137,7 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
     days = _days(job["start"], job["end"])
     step = chunks if chunks > 0 else len(days)
     warehouse = Warehouse(settings.warehouse)
-    fetch_s = silver_s = cpu_s = 0.0
+    fetch_s = silver_s = cpu_s = fetch_cpu_s = fetch_loop_cpu_s = 0.0
     bronze_rows = silver_rows = 0
     failures: list[str] = []
     for i in range(0, len(days), step):
@@ -151,11 +151,13 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
             intervals=job.get("intervals", ["1m"]),
             datasets=job.get("datasets", ["ohlcv"]),
         )
-        t0, c0 = time.perf_counter(), _cpu_s()
+        t0, c0, l0 = time.perf_counter(), _cpu_s(), time.thread_time()
         rows, failed = await direct_bronze(request, settings, warehouse)
         bronze_rows += rows
         failures += failed
         t1 = time.perf_counter()
+        fetch_cpu_s += _cpu_s() - c0
+        fetch_loop_cpu_s += time.thread_time() - l0  # the event loop's own thread
         rows, failed = await direct_silver(request, settings, warehouse)
         silver_rows += rows
         failures += failed
@@ -169,6 +171,8 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
         "cpu_s": cpu_s,
         "fetch_s": fetch_s,
         "silver_s": silver_s,
+        "fetch_cpu_s": fetch_cpu_s,
+        "fetch_loop_cpu_s": fetch_loop_cpu_s,
         "bronze_rows": bronze_rows,
         "silver_rows": silver_rows,
         "requests": requests,

@@ -129,7 +129,9 @@ def encode(table: pa.Table, metadata: dict[str, str] | None = None) -> bytes:
         }
         table = table.replace_schema_metadata(merged)
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
-    sink = io.BytesIO()
+    # A native sink: writing to a Python file object would take the GIL back for every
+    # chunk written, and wait for it while other threads (the event loop) hold it.
+    sink = pa.BufferOutputStream()
     pq.write_table(
         table,
         sink,
@@ -141,7 +143,7 @@ def encode(table: pa.Table, metadata: dict[str, str] | None = None) -> bytes:
         write_page_index=True,
         write_page_checksum=True,
     )
-    return sink.getvalue()
+    return sink.getvalue().to_pybytes()
 
 
 def decode(data: bytes) -> pl.DataFrame:
