@@ -243,3 +243,30 @@ def test_run_name_names_the_exchange_and_its_days() -> None:
         resolve_custom_task_run_name(fetch_days_task, params)
         == "fetch binance 2024-03-04..2024-03-07"
     )
+
+
+def test_fetch_days_publishes_its_coverage_in_one_upsert_after_the_files(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three days x two intervals: six files, then one coverage upsert naming all six."""
+    from storage.coverage import CoverageIndex
+
+    upserts: list[tuple[int, int]] = []  # (records, bronze files present at that moment)
+    real_upsert = CoverageIndex.upsert
+
+    def counting(self: CoverageIndex, records: Any) -> None:
+        files = len(list((tmp_path / "bronze").rglob("*.parquet")))
+        upserts.append((records.height, files))
+        real_upsert(self, records)
+
+    monkeypatch.setattr(CoverageIndex, "upsert", counting)
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    specs = [spec(iv, day=d) for d in days for iv in (Interval.H1, Interval.D1)]
+    fetch_several(specs, tmp_path, sandbox.url)
+    assert upserts == [(6 * 2, 6)]  # 6 partitions x 2 symbols, after all 6 files
+    warehouse = Warehouse(str(tmp_path))
+    for s in specs:
+        assert bronze.complete_symbols(warehouse, s, SYMBOLS[Dataset.OHLCV]) == {
+            "BTCUSDT",
+            "ETHUSDT",
+        }
