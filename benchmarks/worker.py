@@ -53,15 +53,11 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
     from models.enums import Layer
     from tasks import bronze
 
-    await asyncio.gather(
-        *(
-            bronze.fetch_instruments(
-                exchange, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
-            )
-            for exchange in request.exchanges
-            if not has_fresh_snapshot(warehouse, exchange)
+    stale = [e for e in request.exchanges if not has_fresh_snapshot(warehouse, e)]
+    if stale:
+        await bronze.fetch_all_instruments(
+            stale, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
         )
-    )
     gates: dict[Any, asyncio.Semaphore] = defaultdict(
         lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
     )

@@ -28,7 +28,7 @@ from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import PartitionSpec, RunRequest
 from models.settings import Settings, load_settings
 from storage import Warehouse
-from tasks.bronze import DayFetchFailed
+from tasks.bronze import DayFetchFailed, InstrumentsFailed
 from tasks.prefect_tasks import day_span, fetch_days_task, fetch_instruments_task
 from tasks.runtime import client_stats, close_clients, reporting_progress, run_logger
 
@@ -39,18 +39,18 @@ async def refresh_instruments(
     """Snapshot listings once a day per exchange, then refuse symbols nobody lists."""
     outcome = Outcome()
     stale = [e for e in request.exchanges if request.force or not has_fresh_snapshot(warehouse, e)]
-
-    async def snapshot(exchange: Exchange) -> Any:
-        return await fetch_instruments_task(  # type: ignore[misc]
-            exchange, settings.warehouse, settings.sandbox_url, return_state=True
+    if stale:  # one task for all: a request or two per exchange
+        state = await fetch_instruments_task(  # type: ignore[misc]
+            stale, settings.warehouse, settings.sandbox_url, return_state=True
         )
-
-    states = await asyncio.gather(*(snapshot(e) for e in stale))
-    for exchange, state in zip(stale, states, strict=True):
-        if state.is_completed():
-            outcome.summaries.append(await state.aresult())
-        else:
-            outcome.failures.append(f"{exchange.value}/instruments: {state.message}")
+        try:
+            outcome.summaries.extend(await state.aresult())
+        except InstrumentsFailed as exc:
+            outcome.summaries.extend(s.as_dict() for s in exc.summaries)
+            outcome.failures.extend(exc.errors)
+        except Exception as exc:
+            names = ", ".join(e.value for e in stale)
+            outcome.failures.append(f"instruments of {names}: {type(exc).__name__}: {exc}")
     listings = {
         e: frame
         for e in request.exchanges

@@ -462,6 +462,45 @@ async def fetch_instruments(
     )
 
 
+class InstrumentsFailed(Exception):
+    """Some exchanges' listings could not be snapshot; the others were stored."""
+
+    def __init__(self, summaries: list[FetchSummary], errors: list[str]) -> None:
+        self.summaries = summaries
+        self.errors = errors
+        super().__init__(" | ".join(errors))
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (InstrumentsFailed, (self.summaries, self.errors))
+
+
+async def fetch_all_instruments(
+    exchanges: Sequence[Exchange], *, warehouse_uri: str, sandbox_url: str | None = None
+) -> list[FetchSummary]:
+    """`fetch_instruments` for every exchange at once (a request or two each: one task, not
+    one per exchange). Raises `InstrumentsFailed` naming each exchange that failed once the
+    others are stored."""
+    results = await asyncio.gather(
+        *(
+            fetch_instruments(exchange, warehouse_uri=warehouse_uri, sandbox_url=sandbox_url)
+            for exchange in exchanges
+        ),
+        return_exceptions=True,
+    )
+    summaries: list[FetchSummary] = []
+    errors: list[str] = []
+    for exchange, result in zip(exchanges, results, strict=True):
+        if isinstance(result, Exception):
+            errors.append(f"{exchange.value}/instruments: {type(result).__name__}: {result}")
+        elif isinstance(result, BaseException):  # cancellation, interrupts: not ours to keep
+            raise result
+        else:
+            summaries.append(result)
+    if errors:
+        raise InstrumentsFailed(summaries, errors)
+    return summaries
+
+
 # Days of one exchange fetched at once in this process, across all tasks holding its days.
 DAYS_AT_ONCE = 4
 

@@ -119,20 +119,26 @@ async def fetch_days_task(
     return [s.as_dict() for s in summaries]
 
 
+def instruments_run_name(parameters: dict[str, Any]) -> str:
+    """`instruments binance, okx`: the exchanges whose listings the task snapshots."""
+    return "instruments " + ", ".join(e.value for e in parameters["exchanges"])
+
+
 @task(
     name="fetch-instruments",
-    task_run_name="instruments {exchange}",
+    task_run_name=cast(TaskRunNameCallbackWithParameters, instruments_run_name),
     retries=2,
     retry_delay_seconds=5,
     cache_policy=NO_CACHE,
 )
 async def fetch_instruments_task(
-    exchange: Exchange, warehouse_uri: str, sandbox_url: str | None = None
-) -> dict[str, Any]:
-    summary = await bronze.fetch_instruments(
-        exchange, warehouse_uri=warehouse_uri, sandbox_url=sandbox_url
+    exchanges: list[Exchange], warehouse_uri: str, sandbox_url: str | None = None
+) -> list[dict[str, Any]]:
+    """Snapshot every given exchange's listings; raises `InstrumentsFailed` if any failed."""
+    summaries = await bronze.fetch_all_instruments(
+        exchanges, warehouse_uri=warehouse_uri, sandbox_url=sandbox_url
     )
-    return summary.as_dict()
+    return [s.as_dict() for s in summaries]
 
 
 @task(

@@ -270,3 +270,35 @@ def test_fetch_days_publishes_its_coverage_in_one_upsert_after_the_files(
             "BTCUSDT",
             "ETHUSDT",
         }
+
+
+def test_instruments_of_all_exchanges_in_one_call_and_a_failing_one_is_named(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = bronze.fetch_instruments
+
+    async def okx_down(exchange: Exchange, **kwargs: Any) -> Any:
+        if exchange is Exchange.OKX:
+            raise ExchangeUnavailable("HTTP 503", exchange="okx", endpoint="instruments")
+        return await real(exchange, **kwargs)
+
+    monkeypatch.setattr(bronze, "fetch_instruments", okx_down)
+    exchanges = [Exchange.BINANCE, Exchange.COINBASE, Exchange.OKX]
+
+    async def run() -> list[bronze.FetchSummary]:
+        try:
+            return await bronze.fetch_all_instruments(
+                exchanges, warehouse_uri=str(tmp_path), sandbox_url=sandbox.url
+            )
+        finally:
+            await close_clients()
+
+    with pytest.raises(bronze.InstrumentsFailed) as failed:
+        asyncio.run(run())
+    assert [e.split(":")[0] for e in failed.value.errors] == ["okx/instruments"]
+    assert "HTTP 503" in failed.value.errors[0]
+    stored = sorted(s.partition.split("/")[0] for s in failed.value.summaries)
+    assert stored == ["binance", "coinbase"]
+    assert all(s.rows and s.rows > 0 for s in failed.value.summaries)
+    again = pickle.loads(pickle.dumps(failed.value))  # crosses process boundaries intact
+    assert again.errors == failed.value.errors and len(again.summaries) == 2
