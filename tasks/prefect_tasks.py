@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from importlib.metadata import version
 from typing import Any, cast
+from uuid import UUID
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -157,13 +158,34 @@ async def build_silver_days_task(
     force: bool = False,
 ) -> list[dict[str, Any]]:
     """Build several days' planned silver partitions and aggregates (days in threads, a few
-    at once); raises `SilverDaysFailed` if any day failed."""
-    results = await silver_day.build_days(
-        days,
-        specs,
-        symbols,
-        exchanges,
-        warehouse_uri=warehouse_uri,
-        force=force,
-    )
-    return [r.as_dict() for r in results]
+    at once); raises `SilverDaysFailed` if any day failed. A retry builds only the days that
+    raised: the others' results are kept from the earlier attempt."""
+    context = TaskRunContext.get()
+    run = context.task_run if context else None
+    earlier = _SILVER_DAYS_BUILT.pop(run.id, []) if run else []
+    built = {r.day for r in earlier}
+    try:
+        results = await silver_day.build_days(
+            [d for d in days if d not in built],
+            specs,
+            symbols,
+            exchanges,
+            warehouse_uri=warehouse_uri,
+            force=force,
+        )
+    except silver_day.SilverDaysFailed as exc:
+        kept = earlier + [r for r in exc.results if r.day not in exc.raised]
+        if run and context and run.run_count <= context.task.retries:  # a retry follows
+            _SILVER_DAYS_BUILT[run.id] = kept
+        every = sorted(kept + [r for r in exc.results if r.day in exc.raised], key=_day)
+        raise silver_day.SilverDaysFailed(every, exc.raised) from None
+    return [r.as_dict() for r in sorted(earlier + results, key=_day)]
+
+
+# Days each silver task run has built whole in an earlier attempt, kept (in this process, by
+# task run id) only while a retry of that run is still to come.
+_SILVER_DAYS_BUILT: dict[UUID, list[silver_day.SilverDay]] = {}
+
+
+def _day(result: silver_day.SilverDay) -> date:
+    return result.day

@@ -129,14 +129,16 @@ def build_day(
 
 
 class SilverDaysFailed(Exception):
-    """Some of several days failed (a partition raised); carries every day's result."""
+    """Some of several days failed (a partition raised); carries every day's result and the
+    days that raised (the others were built whole)."""
 
-    def __init__(self, results: list[SilverDay]) -> None:
+    def __init__(self, results: list[SilverDay], raised: Sequence[date] = ()) -> None:
         self.results = results
+        self.raised = sorted(raised)
         super().__init__(" | ".join(f for r in results for f in r.failures))
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (SilverDaysFailed, (self.results,))
+        return (SilverDaysFailed, (self.results, self.raised))
 
 
 # Days built at once in this process (threads), across all tasks holding days.
@@ -179,5 +181,5 @@ async def build_days(
     failed: set[date] = set()
     results = list(await asyncio.gather(*(one(day) for day in sorted(days))))
     if failed:
-        raise SilverDaysFailed(results)
+        raise SilverDaysFailed(results, sorted(failed))
     return results

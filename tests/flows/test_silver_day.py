@@ -158,3 +158,43 @@ def test_build_days_builds_a_few_days_at_once(monkeypatch: pytest.MonkeyPatch) -
     results = asyncio.run(run())
     assert [[r.day for r in chunk] for chunk in results] == [days[:4], days[4:]]
     assert state["peak"] == 2
+
+
+@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.parametrize("fails", [1, 2], ids=["retry-succeeds", "retry-fails-too"])
+def test_a_retry_builds_only_the_days_that_raised(
+    monkeypatch: pytest.MonkeyPatch, fails: int
+) -> None:
+    from prefect import flow
+
+    from tasks import prefect_tasks
+
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    bad = days[1]
+    built: list[date] = []
+
+    def build_day(day: date, *_: Any, **__: Any) -> silver_day.SilverDay:
+        built.append(day)
+        if day == bad and built.count(bad) <= fails:
+            raise silver_day.SilverDayFailed(silver_day.SilverDay(day=day, failures=["boom"]))
+        return silver_day.SilverDay(day=day, partitions=[{"partition": str(day)}])
+
+    monkeypatch.setattr(silver_day, "build_day", build_day)
+    task = build_silver_days_task.with_options(retries=1, retry_delay_seconds=0)
+
+    @flow
+    async def one_task() -> Any:
+        try:
+            return await task(days, [], SYMBOLS, EXCHANGES, "unused")
+        except silver_day.SilverDaysFailed as exc:
+            return exc
+
+    outcome = asyncio.run(one_task())
+    assert sorted(built) == sorted([*days, bad])  # the retry built the failed day only
+    if fails == 1:
+        assert [r["day"] for r in outcome] == days and all(not r["failures"] for r in outcome)
+    else:
+        assert isinstance(outcome, silver_day.SilverDaysFailed)
+        assert [r.day for r in outcome.results] == days  # every day reported
+        assert outcome.raised == [bad]
+    assert prefect_tasks._SILVER_DAYS_BUILT == {}  # nothing kept once the task run ended
