@@ -20,16 +20,17 @@ from tasks.runtime import run_logger
 # Fetch tasks of one exchange running at once; within them, at most `tasks.bronze.DAYS_AT_ONCE`
 # days of the exchange are fetched at once, and the clients' rate limiters set the pace.
 PER_EXCHANGE_CONCURRENCY = 4
-# Most days one task holds: a long backfill runs few task runs, each paying the Prefect API's
-# per-run overhead once, while a retry redoes at most this many days.
-MAX_DAYS_PER_TASK = 7
+# Most days one task holds (a month): a long backfill runs few task runs, each paying the
+# Prefect API's per-run overhead once (a year is 12 per exchange, not 53). A retry redoes only
+# what failed: fetch skips the days recorded complete, silver rebuilds the days that raised.
+MAX_DAYS_PER_TASK = 31
 # Threads reading stored files back when planning (pyarrow decodes outside the GIL).
 VALIDATE_THREADS = 8
 
 
 def day_chunks(days: Sequence[date], max_days: int = MAX_DAYS_PER_TASK) -> list[list[date]]:
     """The sorted days in as few contiguous chunks of at most `max_days` as possible, their
-    sizes differing by at most one: 14 days are two chunks of 7, 15 days 5 + 5 + 5."""
+    sizes differing by at most one: with 7, 14 days are two chunks of 7, 15 days 5 + 5 + 5."""
     ordered = sorted(days)
     if not ordered:
         return []
@@ -44,9 +45,11 @@ def day_chunks(days: Sequence[date], max_days: int = MAX_DAYS_PER_TASK) -> list[
     return chunks
 
 
-def chunk_specs(specs: Sequence[PartitionSpec]) -> list[tuple[list[date], list[PartitionSpec]]]:
+def chunk_specs(
+    specs: Sequence[PartitionSpec], max_days: int = MAX_DAYS_PER_TASK
+) -> list[tuple[list[date], list[PartitionSpec]]]:
     """The specs' days in `day_chunks`, each chunk with its specs (in their given order)."""
-    chunks = day_chunks(sorted({s.day for s in specs}))
+    chunks = day_chunks(sorted({s.day for s in specs}), max_days)
     which = {day: i for i, chunk in enumerate(chunks) for day in chunk}
     grouped: list[list[PartitionSpec]] = [[] for _ in chunks]
     for spec in specs:

@@ -40,10 +40,11 @@ def test_chunks_partition_the_sorted_days_evenly(offsets: list[int], max_days: i
 
 def test_chunk_examples() -> None:
     assert day_chunks(days_from([0])) == [days_from([0])]
-    assert [len(c) for c in day_chunks(days_from(list(range(14))))] == [7, 7]
-    assert [len(c) for c in day_chunks(days_from(list(range(15))))] == [5, 5, 5]
+    assert [len(c) for c in day_chunks(days_from(list(range(14))))] == [14]
+    assert [len(c) for c in day_chunks(days_from(list(range(32))))] == [16, 16]
+    assert [len(c) for c in day_chunks(days_from(list(range(15))), 7)] == [5, 5, 5]
     year = day_chunks(days_from(list(range(366))))
-    assert len(year) == 53 and max(len(c) for c in year) == MAX_DAYS_PER_TASK
+    assert len(year) == 12 and max(len(c) for c in year) <= MAX_DAYS_PER_TASK == 31
     assert day_chunks([]) == []
 
 
@@ -53,7 +54,7 @@ def test_chunk_specs_keeps_each_days_specs_together() -> None:
         for d in reversed(days_from(list(range(10))))
         for e in (Exchange.OKX, Exchange.BINANCE)
     ]
-    chunks = chunk_specs(specs)  # 10 days: two chunks of 5
+    chunks = chunk_specs(specs, max_days=5)  # 10 days: two chunks of 5
     assert [days for days, _ in chunks] == [
         days_from(list(range(5))),
         days_from(list(range(5, 10))),
@@ -63,10 +64,10 @@ def test_chunk_specs_keeps_each_days_specs_together() -> None:
     assert sorted(s.label for _, g in chunks for s in g) == sorted(s.label for s in specs)
 
 
-def test_a_two_week_plan_of_three_exchanges_is_six_fetch_tasks(tmp_path: Path) -> None:
+def test_a_six_week_plan_of_three_exchanges_is_six_fetch_tasks(tmp_path: Path) -> None:
     request = RunRequest.build(
         start=START,
-        end=START + timedelta(days=13),
+        end=START + timedelta(days=41),
         settings=load_settings(),
         exchanges=["binance", "coinbase", "okx"],
         intervals=["1m", "1h"],
@@ -74,7 +75,7 @@ def test_a_two_week_plan_of_three_exchanges_is_six_fetch_tasks(tmp_path: Path) -
     )
     specs = plan(Warehouse(str(tmp_path)), Layer.BRONZE, request)
     groups = fetch_groups(specs)
-    assert len(groups) == 6  # two weeks per exchange
+    assert len(groups) == 6  # three weeks each, two per exchange
     for exchange, days, group in groups:
         assert {s.exchange for s in group} == {exchange}  # never mixes exchanges
         assert {s.day for s in group} == set(days)
@@ -82,5 +83,5 @@ def test_a_two_week_plan_of_three_exchanges_is_six_fetch_tasks(tmp_path: Path) -
         e: [len(days) for x, days, _ in groups if x is e]
         for e in (Exchange.BINANCE, Exchange.COINBASE, Exchange.OKX)
     }
-    assert per_exchange == {e: [7, 7] for e in per_exchange}
+    assert per_exchange == {e: [21, 21] for e in per_exchange}
     assert sorted(s.label for _, _, g in groups for s in g) == sorted(s.label for s in specs)
