@@ -53,8 +53,8 @@ async def test_coinbase_bucket_bursts_then_paces(make_sandbox) -> None:
     assert stats["rate_limited"] == 0 and c.stats.rate_limited == 0
     assert c.stats.by_endpoint["/products/BTC-USDT/candles"] == 34
     assert frame.height > 7 * 1430
-    # 14 at once, then 20 more at ~9.5/s; never faster than the 10/s + 15 burst allowance.
-    assert 20 / 10 <= elapsed < 20 / 9.5 + 1.5
+    # 11 at once, then 23 more at ~9.5/s; never faster than the 10/s + 15 burst allowance.
+    assert 23 / 10 <= elapsed < 23 / 9.5 + 1.5
 
 
 async def test_binance_weight_limit_blocks_before_the_exchange_does(make_sandbox) -> None:

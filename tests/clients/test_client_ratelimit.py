@@ -8,6 +8,7 @@ import threading
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clients.coinbase import PUBLIC_LIMIT
 from clients.ratelimit import LimitSpec, SlidingWindow, TokenBucket, Unlimited, shared_limiter
 
 
@@ -68,18 +69,50 @@ def test_token_bucket_burst_then_rate() -> None:
     assert abs((times[44] - times[15]) - 29 * 0.1) < 1e-9
 
 
+COINBASE_PUBLIC = (PUBLIC_LIMIT.limit, PUBLIC_LIMIT.period)  # rate, burst
+
+
+def _refused(arrivals: list[float], rate: float = 10.0, burst: float = 15.0) -> int:
+    """How many of the arrivals a server-side token bucket (Coinbase: 10/s, 15) refuses."""
+    tokens, stamp, refused = burst, min(arrivals), 0
+    for t in sorted(arrivals):
+        tokens = min(burst, tokens + (t - stamp) * rate)
+        stamp = t
+        if tokens < 1:
+            refused += 1
+        else:
+            tokens -= 1
+    return refused
+
+
 def test_token_bucket_matches_a_server_side_bucket() -> None:
     """Replay bookings against the server's bucket model (10/s, burst 15): never refused."""
     clock = FakeClock()
-    ours = TokenBucket(9.5, 14, clock=clock, sleep=clock.sleep)
+    ours = TokenBucket(*COINBASE_PUBLIC, clock=clock, sleep=clock.sleep)
     times = [ours.reserve() for _ in range(300)]
-    tokens, stamp = 15.0, times[0]
-    for t in times:
-        tokens = min(15.0, tokens + (t - stamp) * 10)
-        stamp = t
-        assert tokens >= 1
-        tokens -= 1
+    assert _refused(times) == 0
     assert 300 / (times[-1] - times[0]) >= 9.0
+
+
+def _bunched(booked: list[float], at: float, jitter: float) -> list[float]:
+    """The worst arrival times within `jitter`: every request booked in [at - jitter, at]
+    reaches the exchange at `at` (held back behind a stall), the others on time."""
+    return [at if at - jitter <= t <= at else t for t in booked]
+
+
+def _worst_refusals(rate: float, burst: float, jitter: float) -> int:
+    clock = FakeClock()
+    bucket = TokenBucket(rate, burst, clock=clock, sleep=clock.sleep)
+    booked = [bucket.reserve() for _ in range(120)]
+    start = booked[0]
+    return max(_refused(_bunched(booked, start + i * 0.01, jitter)) for i in range(1300))
+
+
+def test_coinbase_bookings_survive_arrivals_bunched_by_a_stall() -> None:
+    """Requests held back up to 0.35 s and then arriving together are never refused by the
+    exchange's bucket with the client's burst; the burst it used before (14) is."""
+    assert _worst_refusals(*COINBASE_PUBLIC, jitter=0.35) == 0
+    assert _worst_refusals(9.5, 14, jitter=0.35) > 0  # so the line above can fail
 
 
 async def test_acquire_sleeps_until_the_booking() -> None:
