@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
@@ -63,11 +63,11 @@ class PartitionFetchFailed(Exception):
         return (PartitionFetchFailed, (self.summary,))
 
 
-class DayFetchFailed(Exception):
-    """Some partitions of an exchange's day failed; the others were stored.
+class FetchesFailed(Exception):
+    """Some of several fetches failed; the others were stored.
 
-    `summaries` holds every partition that got as far as a summary (failed symbols listed in
-    each); `errors` names each failure, partition first.
+    `summaries` holds every fetch that got as far as a summary (failed symbols listed in
+    each); `errors` names each failure, what failed first.
     """
 
     def __init__(self, summaries: list[FetchSummary], errors: list[str]) -> None:
@@ -76,7 +76,35 @@ class DayFetchFailed(Exception):
         super().__init__(" | ".join(errors))
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (DayFetchFailed, (self.summaries, self.errors))
+        return (type(self), (self.summaries, self.errors))
+
+
+def _collect(labelled: Iterable[tuple[str, object]]) -> tuple[list[FetchSummary], list[str]]:
+    """Summaries and named errors of gathered fetches. Each result is a summary, a list of
+    them, or what the fetch raised: failures carrying summaries keep them, other errors are
+    named after the label; a cancellation or interrupt is re-raised (not ours to keep)."""
+    summaries: list[FetchSummary] = []
+    errors: list[str] = []
+    for label, result in labelled:
+        if isinstance(result, PartitionFetchFailed):
+            summaries.append(result.summary)
+            errors.append(str(result))
+        elif isinstance(result, FetchesFailed):
+            summaries.extend(result.summaries)
+            errors.extend(result.errors)
+        elif isinstance(result, Exception):
+            errors.append(f"{label}: {type(result).__name__}: {result}")
+        elif isinstance(result, BaseException):
+            raise result
+        elif isinstance(result, list):
+            summaries.extend(result)
+        else:
+            summaries.append(cast(FetchSummary, result))
+    return summaries, errors
+
+
+class DayFetchFailed(FetchesFailed):
+    """Some partitions of an exchange's day (or days) failed; the others were stored."""
 
     @property
     def retryable(self) -> bool:
@@ -311,18 +339,7 @@ async def fetch_day(
         ),
         return_exceptions=True,
     )
-    summaries: list[FetchSummary] = []
-    errors: list[str] = []
-    for spec, result in zip(specs, results, strict=True):
-        if isinstance(result, PartitionFetchFailed):
-            summaries.append(result.summary)
-            errors.append(str(result))
-        elif isinstance(result, Exception):
-            errors.append(f"{spec.label}: {type(result).__name__}: {result}")
-        elif isinstance(result, BaseException):  # cancellation, interrupts: not ours to keep
-            raise result
-        else:
-            summaries.append(result)
+    summaries, errors = _collect(zip((s.label for s in specs), results, strict=True))
     if errors:
         raise DayFetchFailed(summaries, errors)
     return summaries
@@ -462,16 +479,8 @@ async def fetch_instruments(
     )
 
 
-class InstrumentsFailed(Exception):
+class InstrumentsFailed(FetchesFailed):
     """Some exchanges' listings could not be snapshot; the others were stored."""
-
-    def __init__(self, summaries: list[FetchSummary], errors: list[str]) -> None:
-        self.summaries = summaries
-        self.errors = errors
-        super().__init__(" | ".join(errors))
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (InstrumentsFailed, (self.summaries, self.errors))
 
 
 async def fetch_all_instruments(
@@ -487,15 +496,8 @@ async def fetch_all_instruments(
         ),
         return_exceptions=True,
     )
-    summaries: list[FetchSummary] = []
-    errors: list[str] = []
-    for exchange, result in zip(exchanges, results, strict=True):
-        if isinstance(result, Exception):
-            errors.append(f"{exchange.value}/instruments: {type(result).__name__}: {result}")
-        elif isinstance(result, BaseException):  # cancellation, interrupts: not ours to keep
-            raise result
-        else:
-            summaries.append(result)
+    labels = (f"{exchange.value}/instruments" for exchange in exchanges)
+    summaries, errors = _collect(zip(labels, results, strict=True))
     if errors:
         raise InstrumentsFailed(summaries, errors)
     return summaries
@@ -556,18 +558,8 @@ async def fetch_days(
         if coverage_batch:
             records = pl.concat(coverage_batch, how="diagonal_relaxed")
             await asyncio.to_thread(Warehouse(warehouse_uri).coverage.upsert, records)
-    summaries: list[FetchSummary] = []
-    errors: list[str] = []
-    for ((exchange, day), _), result in zip(groups, results, strict=True):
-        if isinstance(result, DayFetchFailed):
-            summaries.extend(result.summaries)
-            errors.extend(result.errors)
-        elif isinstance(result, Exception):
-            errors.append(f"{exchange.value}/{day}: {type(result).__name__}: {result}")
-        elif isinstance(result, BaseException):  # cancellation, interrupts: not ours to keep
-            raise result
-        else:
-            summaries.extend(result)
+    labels = (f"{exchange.value}/{day}" for (exchange, day), _ in groups)
+    summaries, errors = _collect(zip(labels, results, strict=True))
     if errors:
         raise DayFetchFailed(summaries, errors)
     return summaries

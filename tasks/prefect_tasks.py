@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import date
 from importlib.metadata import version
+from operator import attrgetter
 from typing import Any, cast
 from uuid import UUID
 
@@ -177,15 +178,13 @@ async def build_silver_days_task(
         kept = earlier + [r for r in exc.results if r.day not in exc.raised]
         if run and context and run.run_count <= context.task.retries:  # a retry follows
             _SILVER_DAYS_BUILT[run.id] = kept
-        every = sorted(kept + [r for r in exc.results if r.day in exc.raised], key=_day)
+        every = sorted(kept + [r for r in exc.results if r.day in exc.raised], key=by_day)
         raise silver_day.SilverDaysFailed(every, exc.raised) from None
-    return [r.as_dict() for r in sorted(earlier + results, key=_day)]
+    return [r.as_dict() for r in sorted(earlier + results, key=by_day)]
 
 
 # Days each silver task run has built whole in an earlier attempt, kept (in this process, by
 # task run id) only while a retry of that run is still to come.
 _SILVER_DAYS_BUILT: dict[UUID, list[silver_day.SilverDay]] = {}
 
-
-def _day(result: silver_day.SilverDay) -> date:
-    return result.day
+by_day = attrgetter("day")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+from collections.abc import Awaitable
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,30 +32,30 @@ def spec(interval: Interval, day: date = DAY) -> PartitionSpec:
     return PartitionSpec(exchange=Exchange.OKX, dataset=Dataset.OHLCV, interval=interval, day=day)
 
 
-def fetch(specs: list[PartitionSpec], warehouse: Path, url: str) -> list[bronze.FetchSummary]:
+def run_closing(fetching: Awaitable[list[bronze.FetchSummary]]) -> list[bronze.FetchSummary]:
+    """Run a fetch to its end, then close the shared clients of its event loop."""
+
     async def run() -> list[bronze.FetchSummary]:
         try:
-            return await bronze.fetch_day(
-                specs, SYMBOLS, warehouse_uri=str(warehouse), sandbox_url=url
-            )
+            return await fetching
         finally:
             await close_clients()
 
     return asyncio.run(run())
+
+
+def fetch(specs: list[PartitionSpec], warehouse: Path, url: str) -> list[bronze.FetchSummary]:
+    return run_closing(
+        bronze.fetch_day(specs, SYMBOLS, warehouse_uri=str(warehouse), sandbox_url=url)
+    )
 
 
 def fetch_several(
     specs: list[PartitionSpec], warehouse: Path, url: str
 ) -> list[bronze.FetchSummary]:
-    async def run() -> list[bronze.FetchSummary]:
-        try:
-            return await bronze.fetch_days(
-                specs, SYMBOLS, warehouse_uri=str(warehouse), sandbox_url=url
-            )
-        finally:
-            await close_clients()
-
-    return asyncio.run(run())
+    return run_closing(
+        bronze.fetch_days(specs, SYMBOLS, warehouse_uri=str(warehouse), sandbox_url=url)
+    )
 
 
 def cache_key(specs: list[PartitionSpec], warehouse: Path, **extra: Any) -> str | None:
@@ -285,16 +286,12 @@ def test_instruments_of_all_exchanges_in_one_call_and_a_failing_one_is_named(
     monkeypatch.setattr(bronze, "fetch_instruments", okx_down)
     exchanges = [Exchange.BINANCE, Exchange.COINBASE, Exchange.OKX]
 
-    async def run() -> list[bronze.FetchSummary]:
-        try:
-            return await bronze.fetch_all_instruments(
+    with pytest.raises(bronze.InstrumentsFailed) as failed:
+        run_closing(
+            bronze.fetch_all_instruments(
                 exchanges, warehouse_uri=str(tmp_path), sandbox_url=sandbox.url
             )
-        finally:
-            await close_clients()
-
-    with pytest.raises(bronze.InstrumentsFailed) as failed:
-        asyncio.run(run())
+        )
     assert [e.split(":")[0] for e in failed.value.errors] == ["okx/instruments"]
     assert "HTTP 503" in failed.value.errors[0]
     stored = sorted(s.partition.split("/")[0] for s in failed.value.summaries)
