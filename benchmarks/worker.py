@@ -49,11 +49,12 @@ async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[in
     exchange chunk of days (`flows.bronze.fetch_groups`), bounded per exchange."""
     from flows.bronze import fetch_groups
     from flows.common import PER_EXCHANGE_CONCURRENCY, plan
-    from flows.listings import has_fresh_snapshot
+    from flows.listings import has_fresh_snapshot, newest_snapshots
     from models.enums import Layer
     from tasks import bronze
 
-    stale = [e for e in request.exchanges if not has_fresh_snapshot(warehouse, e)]
+    newest = newest_snapshots(warehouse)
+    stale = [e for e in request.exchanges if not has_fresh_snapshot(warehouse, e, newest=newest)]
     if stale:
         await bronze.fetch_all_instruments(
             stale, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url

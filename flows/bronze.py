@@ -22,7 +22,13 @@ from flows.common import (
     plan,
     summary_table,
 )
-from flows.listings import check_listed, has_fresh_snapshot, latest_instruments
+from flows.listings import (
+    LISTING_COLUMNS,
+    check_listed,
+    has_fresh_snapshot,
+    latest_instruments,
+    newest_snapshots,
+)
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import PartitionSpec, RunRequest
@@ -38,7 +44,12 @@ async def refresh_instruments(
 ) -> tuple[list[str], Outcome]:
     """Snapshot listings once a day per exchange, then refuse symbols nobody lists."""
     outcome = Outcome()
-    stale = [e for e in request.exchanges if request.force or not has_fresh_snapshot(warehouse, e)]
+    newest = newest_snapshots(warehouse)
+    stale = [
+        e
+        for e in request.exchanges
+        if request.force or not has_fresh_snapshot(warehouse, e, newest=newest)
+    ]
     if stale:  # one task for all: a request or two per exchange
         state = await fetch_instruments_task(  # type: ignore[misc]
             stale, settings.warehouse, settings.sandbox_url, return_state=True
@@ -51,10 +62,12 @@ async def refresh_instruments(
         except Exception as exc:
             names = ", ".join(e.value for e in stale)
             outcome.failures.append(f"instruments of {names}: {type(exc).__name__}: {exc}")
+        newest = newest_snapshots(warehouse)
     listings = {
         e: frame
         for e in request.exchanges
-        if (frame := latest_instruments(warehouse, e)) is not None
+        if (frame := latest_instruments(warehouse, e, newest=newest, columns=LISTING_COLUMNS))
+        is not None
     }
     notices = check_listed(request, listings) if len(listings) == len(request.exchanges) else []
     return notices, outcome

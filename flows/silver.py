@@ -12,7 +12,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.events import emit_event
 
 from flows.common import Outcome, PipelineFailed, chunk_specs, plan
-from flows.listings import latest_instruments
+from flows.listings import latest_instruments, newest_snapshots
 from flows.progress import Progress, publish
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.requests import PartitionSpec, RunRequest
@@ -29,8 +29,9 @@ SILVER_COMPLETED_EVENT = "crypto-pipeline.silver.completed"
 def build_instruments(request: RunRequest, warehouse: Warehouse) -> int:
     """Silver instruments from each exchange's newest bronze snapshot; returns rows written."""
     rows = 0
+    newest = newest_snapshots(warehouse)
     for exchange in request.exchanges:
-        bronze = latest_instruments(warehouse, exchange)
+        bronze = latest_instruments(warehouse, exchange, newest=newest)
         if bronze is None or bronze.is_empty():
             continue
         day = bronze.get_column("fetched_at").max()

@@ -133,13 +133,14 @@ class Warehouse:
         except pa.ArrowInvalid:
             return None
 
-    def read(self, key: PartitionKey) -> pl.DataFrame | None:
-        """The partition's rows as stored, or None if there is no file."""
+    def read(self, key: PartitionKey, columns: Sequence[str] | None = None) -> pl.DataFrame | None:
+        """The partition's rows as stored (only `columns` if given), or None if there is no
+        file."""
         try:
             with self._store.open_input(key.path) as handle:
                 # ParquetFile.read, not read_table: the same table without read_table's import
                 # of pandas (~0.2 s, paid by the first read of every process).
-                table = pq.ParquetFile(handle).read()
+                table = pq.ParquetFile(handle).read(columns=list(columns) if columns else None)
         except FileNotFoundError:
             return None
         frame = pl.from_arrow(table)
