@@ -10,7 +10,8 @@ import polars as pl
 from models.enums import EXCHANGE_DATASETS, Dataset, Exchange, Layer, MarketKind
 from models.errors import InputError
 from models.requests import RunRequest
-from storage import PartitionKey, Warehouse
+from storage import Warehouse
+from tasks.bronze import instruments_key
 
 # What `check_listed` reads of a snapshot.
 LISTING_COLUMNS = ("symbol", "kind")
@@ -38,14 +39,7 @@ def latest_instruments(
     day = days.get(exchange.value)
     if day is None:
         return None
-    key = PartitionKey(
-        layer=Layer.BRONZE,
-        dataset=Dataset.INSTRUMENTS.value,
-        exchange=exchange.value,
-        interval=None,
-        day=day,
-    )
-    return warehouse.read(key, columns=columns)
+    return warehouse.read(instruments_key(exchange, day), columns=columns)
 
 
 def has_fresh_snapshot(

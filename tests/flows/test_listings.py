@@ -16,11 +16,12 @@ from flows.listings import (
     latest_instruments,
     newest_snapshots,
 )
-from models.enums import Dataset, Exchange, Layer
+from models.enums import Dataset, Exchange
 from models.errors import InputError
 from models.requests import RunRequest
 from models.settings import load_settings
-from storage import PartitionKey, Warehouse
+from storage import Warehouse
+from tasks.bronze import instruments_key
 
 
 def snapshot(warehouse: Warehouse, exchange: Exchange, day: date, symbols: list[str]) -> None:
@@ -31,14 +32,7 @@ def snapshot(warehouse: Warehouse, exchange: Exchange, day: date, symbols: list[
             "status": ["TRADING"] * len(symbols),
         }
     )
-    key = PartitionKey(
-        layer=Layer.BRONZE,
-        dataset=Dataset.INSTRUMENTS.value,
-        exchange=exchange.value,
-        interval=None,
-        day=day,
-    )
-    warehouse.write(key, frame, closed=False)
+    warehouse.write(instruments_key(exchange, day), frame, closed=False)
 
 
 def test_newest_snapshot_of_each_exchange_from_one_listing(tmp_path: Path) -> None:
