@@ -38,7 +38,7 @@ from benchmarks.common import (
     run_worker,
     say,
 )
-from clients.sandbox import SandboxConfig, SandboxServer
+from sandbox import SandboxConfig, SandboxServer
 
 RATE_LIMIT_SCALE = 0.2  # the politeness run: every allowance x0.2, windows unchanged
 
@@ -382,7 +382,7 @@ def scaling(server: SandboxServer, repeats: int) -> dict[str, Any]:
 
 def hub_publish(warehouse: str) -> dict[str, Any]:
     """Publish the year's silver to the fake Hub (one commit), in a worker process."""
-    from clients.fake_hub import FakeHub
+    from tests.fake_hub import FakeHub
 
     token = "hf_bench_token"
     with FakeHub(token=token) as hub:

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_argument("--layer", default="silver", choices=["bronze", "silver"])
 
     sandbox = sub.add_parser("sandbox", help="serve the offline sandbox exchange")
-    from clients.sandbox import add_sandbox_arguments
+    from sandbox import add_sandbox_arguments
 
     add_sandbox_arguments(sandbox)
     return parser
@@ -207,7 +207,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from clients.sandbox import config_from_args, serve
+    from sandbox import config_from_args, serve
 
     config = config_from_args(args)
     out.print(f"sandbox exchange on http://{args.host}:{args.port} (Ctrl-C to stop)")

@@ -20,11 +20,11 @@ DEMO_DAYS = 7
 def run_demo(*, console: Console) -> int:
     """Start a sandbox, backfill the last closed week of every dataset, build silver, export
     the dataset folder, then print a summary and a query to try."""
-    from clients.sandbox import SandboxConfig, SandboxServer
     from flows.backfill import backfill_flow
     from flows.gold import gold_flow
     from flows.runner import run_with_progress
     from models.settings import load_settings
+    from sandbox import SandboxConfig, SandboxServer
     from storage import Warehouse
 
     started = time.monotonic()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from clients.sandbox import SandboxConfig, SandboxServer
+from sandbox import SandboxConfig, SandboxServer
 
 
 @pytest.fixture(scope="session")

@@ -191,7 +191,7 @@ async def test_late_arrivals_never_overrun_the_exchange_window() -> None:
     """Regression: the exchange counts a request on arrival, which can trail the send by more
     than the margin (busy event loops). The first batch lands 0.1 s late (margin 0.02): a limiter
     that dates requests by their send time books the next batch inside the exchange's window."""
-    from clients.sandbox.limits import SlidingWindow as ExchangeWindow
+    from sandbox.limits import SlidingWindow as ExchangeWindow
 
     window = 0.5
     limiter = SlidingWindow(4, window, margin=0.02)

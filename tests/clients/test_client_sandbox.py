@@ -11,9 +11,9 @@ import pytest
 from clients.base import BaseClient, RetryPolicy
 from clients.factory import make_client, open_clients
 from clients.protocol import BadRequest, UnknownSymbol
-from clients.sandbox.server import SandboxServer
 from models.bronze import bronze_schema
 from models.enums import Dataset, Exchange, Interval, MarketKind
+from sandbox.server import SandboxServer
 
 LEAP_DAY = datetime(2024, 2, 29, tzinfo=UTC)
 DAY = timedelta(days=1)

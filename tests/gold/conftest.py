@@ -12,9 +12,9 @@ import huggingface_hub.constants
 import polars as pl
 import pytest
 
-from clients.fake_hub import FakeHub
 from models.silver import SILVER_SCHEMAS
 from tasks.publish import Manifest, build_layout, render_card
+from tests.fake_hub import FakeHub
 
 EXCHANGES = ("binance", "coinbase", "okx")
 PERP_EXCHANGES = ("binance", "okx")

@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem
 from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
 
-from clients.fake_hub import FakeHub
+from tests.fake_hub import FakeHub
 
 REPO = "tester/probe"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from clients.fake_hub import FakeHub
 from tasks.publish import publish_to_hub, publish_to_local
+from tests.fake_hub import FakeHub
 
 REPO = "tester/crypto"
 LOADER = r"""

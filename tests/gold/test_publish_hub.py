@@ -10,8 +10,8 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 from pydantic import SecretStr
 
-from clients.fake_hub import FakeHub
 from tasks.publish import Manifest, PublishError, PublishReport, publish_to_hub
+from tests.fake_hub import FakeHub
 
 REPO = "tester/crypto"
 TOKEN = "hf_FakeHubSecretToken0123456789abcdef"  # the fake_hub fixture's token

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from clients.sandbox import SandboxServer
+from sandbox import SandboxServer
 from tests.resilience.support import END, SELECTION, START, silver_tables
 
 

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from clients.fake_hub import FakeHub
+from tests.fake_hub import FakeHub
 from tests.resilience.support import cli_env, finish, start_cli
 
 TOKEN = "hf_ResilienceCanary7f3a9c2e41b8d6aa"

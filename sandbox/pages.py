@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from clients.sandbox import market
-from clients.sandbox.catalog import DAY_MS, Listing
-from clients.sandbox.common import backward, forward
-from clients.sandbox.market import Bar, Candles
+from sandbox import market
+from sandbox.catalog import DAY_MS, Listing
+from sandbox.common import backward, forward
+from sandbox.market import Bar, Candles
 
 # A day of 1m Binance klines is ~250 kB of JSON, so the cache stays under ~70 MB.
 CACHED_WINDOWS = 256
@@ -139,7 +139,7 @@ def page(
     """The first (``last``: final) ``limit`` candles opening in [start_ms, end_ms) that exist at
     ``now_ms``, less the rows ``keep`` withholds, as a JSON array in serving order.
 
-    The same rows as :func:`~clients.sandbox.common.forward` (``backward``) then ``fmt.rows``.
+    The same rows as :func:`~sandbox.common.forward` (``backward``) then ``fmt.rows``.
     """
     if bar.intraday:
         bound = min(end_ms, now_ms + 1)

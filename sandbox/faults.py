@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clients.sandbox.market import stable_key, uniform
+from sandbox.market import stable_key, uniform
 
 
 @dataclass(frozen=True)

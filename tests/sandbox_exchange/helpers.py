@@ -6,8 +6,8 @@ from typing import Any
 
 import aiohttp
 
-from clients.sandbox import catalog, market
-from clients.sandbox.catalog import Listing
+from sandbox import catalog, market
+from sandbox.catalog import Listing
 
 FAR_FUTURE_MS = 2**62
 

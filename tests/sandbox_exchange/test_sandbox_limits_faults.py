@@ -10,14 +10,14 @@ from typing import Any
 
 import aiohttp
 
-from clients.sandbox import (
+from sandbox import (
     SandboxConfig,
     SandboxProcess,
     SandboxServer,
     add_sandbox_arguments,
     config_from_args,
 )
-from clients.sandbox.limits import BAN_AFTER, SlidingWindow, TokenBucket, WeightLimiter
+from sandbox.limits import BAN_AFTER, SlidingWindow, TokenBucket, WeightLimiter
 
 from .helpers import FakeClock, fetch, ms
 

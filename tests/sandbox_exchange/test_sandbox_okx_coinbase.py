@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from clients.sandbox import market
-from clients.sandbox.catalog import DAY_MS, HOUR_MS
-from clients.sandbox.common import trimmed
-from clients.sandbox.market import MINUTE_MS, Bar
+from sandbox import market
+from sandbox.catalog import DAY_MS, HOUR_MS
+from sandbox.common import trimmed
+from sandbox.market import MINUTE_MS, Bar
 
 from .helpers import expected_minutes, fetch, listing, ms
 

@@ -9,9 +9,9 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from clients.sandbox import market
-from clients.sandbox.catalog import Listing
-from clients.sandbox.market import Bar, Candles
+from sandbox import market
+from sandbox.catalog import Listing
+from sandbox.market import Bar, Candles
 
 
 class ApiError(Exception):

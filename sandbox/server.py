@@ -19,12 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from clients.sandbox import binance, coinbase, okx
-from clients.sandbox.common import ApiError, json_response
-from clients.sandbox.config import FAULT_PROFILES, RATE_LIMIT_MODES, SandboxConfig
-from clients.sandbox.faults import Fault
-from clients.sandbox.limits import Decision, WeightLimiter
-from clients.sandbox.state import OKX_LIMITS, STATE, SandboxState
+from sandbox import binance, coinbase, okx
+from sandbox.common import ApiError, json_response
+from sandbox.config import FAULT_PROFILES, RATE_LIMIT_MODES, SandboxConfig
+from sandbox.faults import Fault
+from sandbox.limits import Decision, WeightLimiter
+from sandbox.state import OKX_LIMITS, STATE, SandboxState
 
 CONTROL_PREFIX = "/__sandbox__"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -391,7 +391,7 @@ class SandboxProcess:
         if self._process is not None:
             return self
         command = [
-            sys.executable, "-m", "clients.sandbox", "--host", self.host, "--port", "0",
+            sys.executable, "-m", "sandbox", "--host", self.host, "--port", "0",
             "--seed", str(self.config.seed), "--faults", self.config.faults,
             "--rate-limits", self.config.rate_limits,
         ]  # fmt: skip

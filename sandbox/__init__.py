@@ -26,8 +26,8 @@ Facts tests can rely on (any seed):
   confirm "0", volume pro rata).
 """
 
-from clients.sandbox.config import SandboxConfig
-from clients.sandbox.server import (
+from sandbox.config import SandboxConfig
+from sandbox.server import (
     SandboxProcess,
     SandboxServer,
     add_sandbox_arguments,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clients.sandbox import catalog, market
-from clients.sandbox.catalog import DAY_MS, HOUR_MS
-from clients.sandbox.market import MINUTE_MS, Bar
+from sandbox import catalog, market
+from sandbox.catalog import DAY_MS, HOUR_MS
+from sandbox.market import MINUTE_MS, Bar
 
 from .helpers import FAR_FUTURE_MS, listing, ms
 

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from clients.sandbox.catalog import DAY_MS, PERP, Listing, utc_ms
+from sandbox.catalog import DAY_MS, PERP, Listing, utc_ms
 
 MINUTE_MS = 60_000
 MINUTES_PER_DAY = 1440

@@ -27,12 +27,12 @@ from functools import partial
 import numpy as np
 from aiohttp import web
 
-from clients.sandbox import catalog, market
-from clients.sandbox.catalog import DAY_MS, HOUR_MS, PERP, SPOT, Listing
-from clients.sandbox.common import ApiError, json_response, trim_text, trimmed
-from clients.sandbox.market import MINUTE_MS, Bar
-from clients.sandbox.pages import RowFormat, page
-from clients.sandbox.state import STATE, SandboxState
+from sandbox import catalog, market
+from sandbox.catalog import DAY_MS, HOUR_MS, PERP, SPOT, Listing
+from sandbox.common import ApiError, json_response, trim_text, trimmed
+from sandbox.market import MINUTE_MS, Bar
+from sandbox.pages import RowFormat, page
+from sandbox.state import STATE, SandboxState
 
 FAR_MS = 2**62
 _NUMBER = re.compile(r"^[0-9]{1,20}$")

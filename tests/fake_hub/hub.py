@@ -12,8 +12,8 @@ from typing import Literal, Self
 
 from aiohttp import web
 
-from clients.fake_hub.server import build_app
-from clients.fake_hub.state import Repo
+from tests.fake_hub.server import build_app
+from tests.fake_hub.state import Repo
 
 Fault = Literal["429-before", "429-after", "500-after", "412", "foreign-commit"]
 FAULTS: tuple[Fault, ...] = ("429-before", "429-after", "500-after", "412", "foreign-commit")

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from clients.sandbox.common import ApiError, drop_days
-from clients.sandbox.config import SANDBOX_EXCHANGES, SandboxConfig
-from clients.sandbox.faults import FaultInjector
-from clients.sandbox.limits import SlidingWindow, TokenBucket, WeightLimiter
+from sandbox.common import ApiError, drop_days
+from sandbox.config import SANDBOX_EXCHANGES, SandboxConfig
+from sandbox.faults import FaultInjector
+from sandbox.limits import SlidingWindow, TokenBucket, WeightLimiter
 
 _EPOCH = date(1970, 1, 1)
 

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from clients.fake_hub.state import (
+from tests.fake_hub.state import (
     INITIAL_GITATTRIBUTES,
     Commit,
     MissingEntryError,
@@ -25,7 +25,7 @@ from clients.fake_hub.state import (
 )
 
 if TYPE_CHECKING:
-    from clients.fake_hub.hub import FakeHub
+    from tests.fake_hub.hub import FakeHub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REPO = "/{ns}/{name}"

@@ -16,12 +16,12 @@ from functools import partial
 
 from aiohttp import web
 
-from clients.sandbox import catalog
-from clients.sandbox.catalog import SPOT, Listing
-from clients.sandbox.common import ApiError, floats, json_response
-from clients.sandbox.market import Bar, Candles
-from clients.sandbox.pages import RowFormat, page
-from clients.sandbox.state import STATE, SandboxState
+from sandbox import catalog
+from sandbox.catalog import SPOT, Listing
+from sandbox.common import ApiError, floats, json_response
+from sandbox.market import Bar, Candles
+from sandbox.pages import RowFormat, page
+from sandbox.state import STATE, SandboxState
 
 GRANULARITIES = (60, 300, 900, 3600, 21600, 86400)
 MAX_BUCKETS = 300

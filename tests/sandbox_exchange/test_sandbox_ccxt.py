@@ -11,10 +11,10 @@ import ccxt.async_support as ccxt
 import numpy as np
 import pytest
 
-from clients.sandbox import market
-from clients.sandbox.catalog import DAY_MS, HOUR_MS
-from clients.sandbox.common import trim_text
-from clients.sandbox.market import Bar
+from sandbox import market
+from sandbox.catalog import DAY_MS, HOUR_MS
+from sandbox.common import trim_text
+from sandbox.market import Bar
 
 from .helpers import listing, ms
 

@@ -8,11 +8,11 @@ import numpy as np
 import orjson
 import pytest
 
-from clients.sandbox import SandboxServer, binance, coinbase, okx, pages
-from clients.sandbox.catalog import DAY_MS, HOUR_MS, Listing
-from clients.sandbox.common import backward, drop_days, forward
-from clients.sandbox.market import MINUTE_MS, Bar
-from clients.sandbox.pages import Keep, RowFormat
+from sandbox import SandboxServer, binance, coinbase, okx, pages
+from sandbox.catalog import DAY_MS, HOUR_MS, Listing
+from sandbox.common import backward, drop_days, forward
+from sandbox.market import MINUTE_MS, Bar
+from sandbox.pages import Keep, RowFormat
 
 from .helpers import FakeClock, fetch, listing, ms
 
