@@ -297,16 +297,15 @@ def transform_speed(days: int, repeats: int) -> dict[str, Any]:
     import polars as pl
 
     from models.enums import Exchange, Interval
-    from storage import Warehouse
-    from tasks.bronze import bronze_key
+    from storage import PartitionKey, Warehouse
     from tasks.transform.aggregate import aggregate_ohlcv
-    from tasks.transform.silver import build_silver
+    from tasks.transform.silver_batch import build_silver
 
     with SandboxServer(SandboxConfig(seed=7)) as server, scratch() as wh:
         run_worker(_job("direct", days), _env(wh, server.url))
         warehouse = Warehouse(wh)
         from models.enums import Dataset
-        from models.requests import PartitionSpec
+        from models.partitions import PartitionSpec
 
         first = date.fromisoformat(BENCH_START)
         bronze = {}
@@ -318,7 +317,7 @@ def transform_speed(days: int, repeats: int) -> dict[str, Any]:
                     interval=Interval.M1,
                     day=first + timedelta(days=i),
                 )
-                frame = warehouse.read(bronze_key(spec))
+                frame = warehouse.read(PartitionKey.of(spec))
                 if frame is not None:
                     bronze[spec] = frame
     rows = sum(f.height for f in bronze.values())

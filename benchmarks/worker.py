@@ -2,10 +2,9 @@
 
 Prints one JSON line: the job's timings plus the process's own peak RSS. Jobs:
 
-* ``direct``: the backfill (instruments, bronze fetch, silver, aggregates) through the same
-  production functions the Prefect tasks wrap, called directly, with the same planning and the
-  same task grouping (`flows.bronze.fetch_groups`: an exchange's chunk of days per unit,
-  `flows.common.PER_EXCHANGE_CONCURRENCY` units of an exchange at once).
+* ``direct``: the backfill (instruments, bronze fetch, silver, aggregates) through the
+  pipeline's own stages (`tasks.bronze_stage.run_bronze`, `tasks.silver_stage.run_silver`)
+  with their units of work run in this process instead of as Prefect task runs.
 * ``prefect``: the same backfill through `flows.backfill.backfill_flow` (needs PREFECT_API_URL).
 * ``ccxt``: the same 1m candle fetch with ccxt's async clients (fetch to a list only).
 * ``polite``: the direct backfill with client pacing on, stopped after ``seconds``.
@@ -24,7 +23,6 @@ import re
 import resource
 import sys
 import time
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -44,83 +42,14 @@ def _days(start: str, end: str) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-async def direct_bronze(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
-    """`flows.bronze.run_bronze` minus Prefect: instruments, plan, then `fetch_days` per
-    exchange chunk of days (`flows.bronze.fetch_groups`), bounded per exchange."""
-    from flows.bronze import fetch_groups
-    from flows.common import PER_EXCHANGE_CONCURRENCY, plan
-    from flows.listings import has_fresh_snapshot, newest_snapshots
-    from models.enums import Layer
-    from tasks import bronze
-
-    newest = newest_snapshots(warehouse)
-    stale = [e for e in request.exchanges if not has_fresh_snapshot(warehouse, e, newest=newest)]
-    if stale:
-        await bronze.fetch_all_instruments(
-            stale, warehouse_uri=settings.warehouse, sandbox_url=settings.sandbox_url
-        )
-    gates: dict[Any, asyncio.Semaphore] = defaultdict(
-        lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
-    )
-    groups = fetch_groups(plan(warehouse, Layer.BRONZE, request))
-    symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
-
-    async def fetch(exchange: Any, specs: list[Any]) -> Any:
-        async with gates[exchange]:
-            return await bronze.fetch_days(
-                specs,
-                symbols,
-                warehouse_uri=settings.warehouse,
-                sandbox_url=settings.sandbox_url,
-            )
-
-    results = await asyncio.gather(*(fetch(e, g) for e, _, g in groups), return_exceptions=True)
-    failures = [str(r) for r in results if isinstance(r, BaseException)]
-    rows = sum(s.rows for r in results if not isinstance(r, BaseException) for s in r)
-    if groups:
-        await asyncio.to_thread(warehouse.coverage.compact)
-    return rows, failures
-
-
-async def direct_silver(request: Any, settings: Any, warehouse: Any) -> tuple[int, list[str]]:
-    """`flows.silver.build_days` minus Prefect: plan, then `build_days` per chunk of days
-    (`chunk_specs`), `TASKS_AT_ONCE` chunks at once."""
-    from flows.common import chunk_specs, plan
-    from flows.silver import TASKS_AT_ONCE
-    from models.enums import Layer
-    from tasks.silver_day import SilverDay, SilverDaysFailed, build_days
-
-    chunks = chunk_specs(plan(warehouse, Layer.SILVER, request))
-    symbols = {d: list(request.symbols_for(d)) for d in request.datasets}
-    gate = asyncio.Semaphore(TASKS_AT_ONCE)
-
-    async def build(days: list[date], specs: list[Any]) -> list[SilverDay]:
-        async with gate:
-            try:
-                return await build_days(
-                    days,
-                    specs,
-                    symbols,
-                    list(request.exchanges),
-                    warehouse_uri=settings.warehouse,
-                )
-            except SilverDaysFailed as exc:
-                return exc.results
-
-    built = await asyncio.gather(*(build(d, s) for d, s in chunks))
-    if chunks:
-        await asyncio.to_thread(warehouse.coverage.compact)
-    days = [day for chunk in built for day in chunk]
-    rows = sum(int(p["rows"]) for day in days for p in day.partitions)
-    return rows, [f for day in days for f in day.failures]
-
-
-async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
-    """The backfill of `flows.backfill.run_backfill`, minus Prefect: same functions, same order."""
-    from models.requests import RunRequest
+async def direct_backfill(job: dict[str, Any], ctx: Any = None) -> dict[str, Any]:
+    """The backfill of `flows.backfill`, minus Prefect: the same stages (`run_bronze`, then
+    `run_silver`) with their units run directly, timed apart; in chunks of `chunk_days`."""
+    from models.selection import Selection
     from models.settings import load_settings
-    from storage import Warehouse
-    from tasks.runtime import client_stats, close_clients
+    from tasks.bronze_stage import run_bronze
+    from tasks.context import RunContext
+    from tasks.silver_stage import run_silver
 
     # Import what the backfill uses (Prefect too: the run logger looks for a run context)
     # before timing, as the Prefect job does.
@@ -129,40 +58,37 @@ async def direct_backfill(job: dict[str, Any]) -> dict[str, Any]:
     importlib.import_module("clients.factory")  # aiohttp: the ccxt job imports it untimed too
     importlib.import_module("prefect").get_run_logger  # noqa: B018 - its lazy attribute import
 
-    settings = load_settings()
+    ctx = ctx or RunContext(load_settings())
     chunks = job.get("chunk_days") or 0
     days = _days(job["start"], job["end"])
     step = chunks if chunks > 0 else len(days)
-    warehouse = Warehouse(settings.warehouse)
     fetch_s = silver_s = cpu_s = fetch_cpu_s = fetch_loop_cpu_s = 0.0
     bronze_rows = silver_rows = 0
     failures: list[str] = []
     for i in range(0, len(days), step):
         part = days[i : i + step]
-        request = RunRequest.build(
+        request = Selection(
             start=part[0],
             end=part[-1],
-            settings=settings,
             exchanges=job.get("exchanges"),
             symbols=job.get("symbols"),
             intervals=job.get("intervals", ["1m"]),
             datasets=job.get("datasets", ["ohlcv"]),
-        )
+        ).resolve(ctx.settings)
         t0, c0, l0 = time.perf_counter(), _cpu_s(), time.thread_time()
-        rows, failed = await direct_bronze(request, settings, warehouse)
-        bronze_rows += rows
-        failures += failed
+        bronze = await run_bronze(request, ctx)
+        bronze_rows += bronze.rows
+        failures += bronze.failures
         t1 = time.perf_counter()
         fetch_cpu_s += _cpu_s() - c0
         fetch_loop_cpu_s += time.thread_time() - l0  # the event loop's own thread
-        rows, failed = await direct_silver(request, settings, warehouse)
-        silver_rows += rows
-        failures += failed
+        silver = await run_silver(request, ctx)
+        silver_rows += silver.rows
+        failures += silver.failures
         fetch_s += t1 - t0
         silver_s += time.perf_counter() - t1
         cpu_s += _cpu_s() - c0
-    requests = {name: s["requests"] for name, s in client_stats().items()}
-    await close_clients()
+    requests = {name: s["requests"] for name, s in ctx.client_stats().items()}
     return {
         "wall_s": fetch_s + silver_s,
         "cpu_s": cpu_s,
@@ -184,23 +110,24 @@ async def prefect_backfill(job: dict[str, Any]) -> dict[str, Any]:
 
     import clients.factory  # noqa: F401 - aiohttp: the ccxt job imports it untimed too
     from flows.backfill import backfill_flow
-    from models.enums import Dataset, Exchange, Interval
+    from models.selection import Selection
 
-    t0 = time.perf_counter()
-    report = await backfill_flow(  # type: ignore[misc]
-        start=date.fromisoformat(job["start"]),
-        end=date.fromisoformat(job["end"]),
-        exchanges=[Exchange(e) for e in job["exchanges"]] if job.get("exchanges") else None,
+    selection = Selection(
+        start=job["start"],
+        end=job["end"],
+        exchanges=job.get("exchanges"),
         symbols=job.get("symbols"),
-        intervals=[Interval(i) for i in job.get("intervals", ["1m"])],
-        datasets=[Dataset(d) for d in job.get("datasets", ["ohlcv"])],
+        intervals=job.get("intervals", ["1m"]),
+        datasets=job.get("datasets", ["ohlcv"]),
     )
+    t0 = time.perf_counter()
+    report = await backfill_flow(selection)
     wall = time.perf_counter() - t0
     return {
         "wall_s": wall,
-        "bronze_rows": report["bronze"]["rows"],
-        "silver_rows": report["silver"]["rows"],
-        "failures": report["failures"][:5],
+        "bronze_rows": report.bronze.rows if report.bronze else 0,
+        "silver_rows": report.silver.rows if report.silver else 0,
+        "failures": report.failures[:5],
     }
 
 
@@ -291,16 +218,17 @@ async def ccxt_fetch(job: dict[str, Any]) -> dict[str, Any]:
 
 async def polite(job: dict[str, Any]) -> dict[str, Any]:
     """Client pacing on, a workload larger than the time allowed; stop after `seconds`."""
-    from tasks.runtime import client_stats, close_clients
+    from models.settings import load_settings
+    from tasks.context import RunContext
 
+    ctx = RunContext(load_settings())
     try:
-        await asyncio.wait_for(direct_backfill(job), timeout=job["seconds"])
+        await asyncio.wait_for(direct_backfill(job, ctx), timeout=job["seconds"])
         finished = True
     except TimeoutError:
         finished = False
-    stats = client_stats()
-    await close_clients()
-    return {"finished": finished, "client_stats": stats}
+    await ctx.aclose()
+    return {"finished": finished, "client_stats": ctx.client_stats()}
 
 
 async def publish(job: dict[str, Any]) -> dict[str, Any]:

@@ -3,66 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
+from typing import Annotated
 
 from prefect import flow, runtime
 from prefect.deployments import run_deployment
+from pydantic import Field
 
-from flows.bronze import run_bronze
-from flows.common import PipelineFailed
-from flows.silver import run_silver
-from models.enums import Dataset, Exchange, Interval
-from models.requests import RunRequest
-from models.settings import Settings, load_settings
+from flows.bronze import bronze_stage
+from flows.entry import run_context
+from flows.silver import silver_stage
+from models.selection import RunRequest, Selection
+from tasks.chunks import chunk_ranges
+from tasks.context import RunContext
+from tasks.reports import BackfillReport, PipelineFailed
 from tasks.runtime import run_logger
 
 
-def chunk_ranges(start: date, end: date, chunk_days: int) -> list[tuple[date, date]]:
-    """Split an inclusive range into consecutive inclusive chunks of `chunk_days` days."""
-    if chunk_days < 1:
-        return [(start, end)]
-    out = []
-    day = start
-    while day <= end:
-        last = min(end, day + timedelta(days=chunk_days - 1))
-        out.append((day, last))
-        day = last + timedelta(days=1)
-    return out
+async def backfill_here(request: RunRequest, ctx: RunContext) -> BackfillReport:
+    """Bronze then silver for the whole request in this process, as task runs."""
+    bronze = await bronze_stage(request, ctx)
+    silver = await silver_stage(request, ctx)
+    return BackfillReport(days=len(request.days), bronze=bronze, silver=silver)
 
 
-async def run_backfill(request: RunRequest, settings: Settings) -> dict[str, Any]:
-    """Bronze then silver for the whole request in this process; failures are collected."""
-    bronze = await run_bronze(request, settings)
-    silver = await run_silver(request, settings)
-    return {
-        "days": len(request.days),
-        "bronze": bronze,
-        "silver": silver,
-        "failures": list(bronze["failures"]) + list(silver["failures"]),
-    }
-
-
-async def fan_out(
-    request: RunRequest, chunk_days: int, deployment: str, parameters: dict[str, Any]
-) -> dict[str, Any]:
+async def fan_out(selection: Selection, chunk_days: int, deployment: str) -> BackfillReport:
     """Run each chunk as a child run of the same deployment, so any worker can take it."""
-    chunks = chunk_ranges(request.days.start, request.days.end, chunk_days)
-    log = run_logger()
-    log.info(
-        "fanning out %d days into %d chunk runs of %s", len(request.days), len(chunks), deployment
+    chunks = chunk_ranges(selection.start, selection.end, chunk_days)
+    run_logger().info(
+        "fanning out %d days into %d chunk runs of %s",
+        len(selection.days()),
+        len(chunks),
+        deployment,
     )
 
-    async def child(first: date, last: date) -> tuple[str, Any]:
-        params = {
-            **parameters,
-            "start": first.isoformat(),
-            "end": last.isoformat(),
-            "chunk_days": 0,
-        }
+    async def child(first: date, last: date) -> tuple[str, object]:
+        part = selection.model_copy(update={"start": first, "end": last})
         run = await run_deployment(  # type: ignore[misc]
             name=deployment,
-            parameters=params,
+            parameters={"selection": part.model_dump(mode="json"), "chunk_days": 0},
             timeout=None,
             as_subflow=True,
             idempotency_key=f"{runtime.flow_run.id}-{first}-{last}",
@@ -71,54 +50,43 @@ async def fan_out(
 
     results = await asyncio.gather(*(child(a, b) for a, b in chunks))
     failures = [
-        f"chunk {label}: {state.message if state else 'no state'}"
+        f"chunk {label}: {getattr(state, 'message', None) or 'no state'}"
         for label, state in results
-        if state is None or not state.is_completed()
+        if state is None or not state.is_completed()  # type: ignore[attr-defined]
     ]
-    return {"days": len(request.days), "chunks": len(chunks), "failures": failures}
+    return BackfillReport(days=len(selection.days()), chunks=len(chunks), chunk_failures=failures)
 
 
-@flow(name="backfill", log_prints=False)
+@flow(
+    name="backfill",
+    log_prints=False,
+    flow_run_name="backfill {selection.start}..{selection.end}",
+)
 async def backfill_flow(
-    start: date,
-    end: date,
-    exchanges: list[Exchange] | None = None,
-    symbols: list[str] | None = None,
-    intervals: list[Interval] | None = None,
-    datasets: list[Dataset] | None = None,
-    force: bool = False,
-    chunk_days: int = 0,
-) -> dict[str, Any]:
+    selection: Selection,
+    chunk_days: Annotated[
+        int,
+        Field(
+            ge=0,
+            title="Chunk days",
+            description="When run from a deployment and > 0: run the range as child runs of "
+            "this many days each, on any worker of the pool",
+        ),
+    ] = 0,
+) -> BackfillReport:
     """Backfill an inclusive UTC date range: only missing or incomplete days unless `force`.
 
     With `chunk_days` > 0 and when run from a deployment, the range is split into chunks
     that run as child flow runs of this deployment on its work pool (several workers share
     a long backfill); otherwise everything runs in this process.
     """
-    settings = load_settings()
-    request = RunRequest.build(
-        start=start,
-        end=end,
-        settings=settings,
-        exchanges=exchanges,
-        symbols=symbols,
-        intervals=intervals,
-        datasets=datasets,
-        force=force,
-    )
     # Only look the deployment up when fanning out could apply (it costs an API round trip).
-    fan = chunk_days > 0 and len(request.days) > chunk_days
+    fan = chunk_days > 0 and len(selection.days()) > chunk_days
     deployment_name = runtime.deployment.name if fan else None
     if fan and deployment_name:
-        parameters = {
-            "exchanges": [e.value for e in exchanges] if exchanges else None,
-            "symbols": symbols,
-            "intervals": [i.value for i in intervals] if intervals else None,
-            "datasets": [d.value for d in datasets] if datasets else None,
-            "force": force,
-        }
-        report = await fan_out(request, chunk_days, f"backfill/{deployment_name}", parameters)
+        report = await fan_out(selection, chunk_days, f"backfill/{deployment_name}")
     else:
-        report = await run_backfill(request, settings)
-    PipelineFailed.raise_for("backfill", report)
+        ctx = run_context()
+        report = await backfill_here(selection.resolve(ctx.settings), ctx)
+    PipelineFailed.raise_for("backfill", report.failures)
     return report

@@ -9,12 +9,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from models.dates import parse_date, utc_today
 from models.errors import InputError
+
+if TYPE_CHECKING:
+    from models.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -68,9 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _apply_sandbox(url: str | None) -> None:
-    if url:
-        os.environ["CRYPTO_PIPELINE_SANDBOX_URL"] = url
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment and `.env`, with this command's options applied."""
+    from models.settings import load_settings
+
+    url = getattr(args, "sandbox", None)
+    return load_settings(**({"sandbox_url": url} if url else {}))
 
 
 def _finish(state: Any, label: str) -> int:
@@ -100,97 +106,79 @@ class _ExpectedFailuresWithoutTraceback(logging.Filter):
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from flows.common import PipelineFailed
     from tasks.bronze import DayFetchFailed, PartitionFetchFailed
     from tasks.publish import PublishError
+    from tasks.reports import PipelineFailed
 
     return (InputError, PipelineFailed, PartitionFetchFailed, DayFetchFailed, PublishError)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from flows.backfill import backfill_flow
+    from flows.entry import using_settings
     from flows.runner import run_with_progress
-    from models.requests import RunRequest
-    from models.settings import load_settings
+    from models.selection import Selection
 
-    _apply_sandbox(args.sandbox)
-    settings = load_settings()
-    request = RunRequest.build(
+    settings = _settings(args)
+    selection = Selection.parse(
         start=args.start,
         end=args.end,
-        settings=settings,
         exchanges=args.exchanges,
         symbols=args.symbols,
         intervals=args.intervals,
         datasets=args.datasets,
         force=args.force,
     )
-    params = _flow_params(args)
-    state = run_with_progress(
-        lambda: backfill_flow(
-            start=request.days.start, end=request.days.end, **params, return_state=True
-        ),
-        title=f"backfill {request.days.start}..{request.days.end}",
-    )
+    with using_settings(settings):
+        state = run_with_progress(
+            lambda: backfill_flow(selection=selection, return_state=True),
+            title=f"backfill {selection.start}..{selection.end}",
+        )
     return _finish(state, "backfill")
-
-
-def _flow_params(args: argparse.Namespace) -> dict[str, Any]:
-    def split(value: str | None) -> list[str] | None:
-        return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-    return {
-        "exchanges": split(args.exchanges),
-        "symbols": split(args.symbols),
-        "intervals": split(args.intervals),
-        "datasets": split(args.datasets),
-        "force": bool(args.force),
-    }
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.daily import daily_flow
+    from flows.entry import using_settings
     from flows.runner import run_with_progress
-    from models.settings import load_settings
 
-    _apply_sandbox(args.sandbox)
-    load_settings()
+    settings = _settings(args)
     day = parse_date(args.date, name="--date") if args.date else utc_today() - timedelta(days=1)
     if day > utc_today():
         raise InputError(f"--date {day} is in the future (today is {utc_today()} UTC)")
-    state = run_with_progress(
-        lambda: daily_flow(day=day, publish=not args.no_publish, return_state=True),
-        title=f"daily {day}",
-    )
+    with using_settings(settings):
+        state = run_with_progress(
+            lambda: daily_flow(day=day, publish=not args.no_publish, return_state=True),
+            title=f"daily {day}",
+        )
     return _finish(state, "daily run")
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from flows.entry import using_settings
     from flows.gold import gold_flow
     from flows.runner import run_with_progress
-    from models.settings import load_settings, validate_repo_id
+    from models.settings import validate_repo_id
 
-    settings = load_settings()
+    settings = _settings(args)
     if args.repo_id:
         validate_repo_id(args.repo_id)
-    state = run_with_progress(
-        lambda: gold_flow(
-            repo_id=args.repo_id, local_dir=args.local_dir, dry_run=args.dry_run, return_state=True
-        ),
-        title="publish",
-    )
+    with using_settings(settings):
+        state = run_with_progress(
+            lambda: gold_flow(
+                repo_id=args.repo_id,
+                local_dir=args.local_dir,
+                dry_run=args.dry_run,
+                return_state=True,
+            ),
+            title="publish",
+        )
     code = _finish(state, "publish")
     if code == 0:
         report = asyncio.run(state.aresult())
-        target = report["target"]
-        out.print(
-            f"{target}: {report['added']} added, {report['changed']} changed, "
-            f"{report['deleted']} deleted, {report['unchanged']} unchanged, "
-            f"{report['bytes_uploaded']:,} bytes" + (" (dry run)" if report["dry_run"] else "")
-        )
-        if report.get("commit_url"):
-            out.print(f"commit: {report['commit_url']}")
-    del settings
+        out.print(report.line())
+        if report.commit_url:
+            out.print(f"commit: {report.commit_url}")
     return code
 
 
@@ -198,6 +186,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from flows.report import print_coverage
 
     return print_coverage(
+        _settings(args),
         dataset=args.dataset,
         exchange=args.exchange,
         symbol=args.symbol,
@@ -218,7 +207,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
-    return run_demo(console=out)
+    return run_demo(_settings(args), console=out)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -13,32 +12,35 @@ from rich.table import Table
 
 from models.dates import utc_today
 from models.enums import Layer
+from models.settings import Settings
 
 DEMO_DAYS = 7
 
 
-def run_demo(*, console: Console) -> int:
+def run_demo(settings: Settings, *, console: Console) -> int:
     """Start a sandbox, backfill the last closed week of every dataset, build silver, export
     the dataset folder, then print a summary and a query to try."""
     from flows.backfill import backfill_flow
+    from flows.entry import using_settings
     from flows.gold import gold_flow
     from flows.runner import run_with_progress
-    from models.settings import load_settings
+    from models.selection import Selection
     from sandbox import SandboxConfig, SandboxServer
-    from storage import Warehouse
+    from storage import SILVER_DATASETS, Warehouse
 
     started = time.monotonic()
     end = utc_today() - timedelta(days=1)
     start = end - timedelta(days=DEMO_DAYS - 1)
-    with SandboxServer(SandboxConfig()) as sandbox:
-        os.environ["CRYPTO_PIPELINE_SANDBOX_URL"] = sandbox.url
-        settings = load_settings()
+    with (
+        SandboxServer(SandboxConfig()) as sandbox,
+        using_settings(settings := settings.model_copy(update={"sandbox_url": sandbox.url})),
+    ):
         console.print(
             f"sandbox exchange at {sandbox.url}; warehouse {settings.warehouse}; "
             f"dataset folder {settings.publish_dir}"
         )
         state = run_with_progress(
-            lambda: backfill_flow(start=start, end=end, return_state=True),
+            lambda: backfill_flow(selection=Selection(start=start, end=end), return_state=True),
             title=f"backfill {start}..{end}",
         )
         if not state.is_completed():
@@ -54,7 +56,7 @@ def run_demo(*, console: Console) -> int:
     table = Table(title=f"silver datasets, {start} .. {end}")
     for column in ("dataset", "rows", "exchanges", "symbols"):
         table.add_column(column)
-    for name in ("ohlcv", "ohlcv_aggregated", "funding", "open_interest", "instruments"):
+    for name in SILVER_DATASETS:
         frame = warehouse.scan(Layer.SILVER, name)
         cols = frame.collect_schema().names()
         stats = frame.select(

@@ -5,18 +5,39 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 
-from flows.common import PipelineFailed
+from flows.entry import run_settings
 from models.enums import Layer
-from models.settings import Settings, hf_token, load_settings, validate_repo_id
-from storage import Warehouse
+from models.settings import Settings, hf_token, validate_repo_id
+from storage import SILVER_DATASETS, Warehouse
 
-SILVER_DATASETS = ("ohlcv", "ohlcv_aggregated", "funding", "open_interest", "instruments")
+
+@dataclass
+class GoldReport:
+    """A publish: where to, files added, changed, deleted and unchanged, bytes sent."""
+
+    target: str
+    added: int
+    changed: int
+    deleted: int
+    unchanged: int
+    bytes_uploaded: int
+    commit_url: str | None
+    dry_run: bool
+
+    def line(self) -> str:
+        """One line for the CLI."""
+        return (
+            f"{self.target}: {self.added} added, {self.changed} changed, {self.deleted} "
+            f"deleted, {self.unchanged} unchanged, {self.bytes_uploaded:,} bytes"
+            + (" (dry run)" if self.dry_run else "")
+        )
 
 
 def publish_dataset(
@@ -60,9 +81,9 @@ def publish_dataset(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-async def run_gold(
+async def publish_stage(
     settings: Settings, *, repo_id: str | None, local_dir: str | None, dry_run: bool = False
-) -> dict[str, Any]:
+) -> GoldReport:
     """Publish and leave a readable artifact of the diff (never the token)."""
     report = await asyncio.to_thread(
         publish_dataset, settings, repo_id=repo_id, local_dir=local_dir, dry_run=dry_run
@@ -70,31 +91,28 @@ async def run_gold(
     await acreate_markdown_artifact(
         report.to_markdown(), key="gold-publish", description="Files added, changed and deleted"
     )
-    return {
-        "target": report.target,
-        "added": len(report.added),
-        "changed": len(report.changed),
-        "deleted": len(report.deleted),
-        "unchanged": report.unchanged,
-        "bytes_uploaded": report.bytes_uploaded,
-        "commit_url": report.commit_url,
-        "dry_run": report.dry_run,
-        "failures": [],
-    }
+    return GoldReport(
+        target=report.target,
+        added=len(report.added),
+        changed=len(report.changed),
+        deleted=len(report.deleted),
+        unchanged=report.unchanged,
+        bytes_uploaded=report.bytes_uploaded,
+        commit_url=report.commit_url,
+        dry_run=report.dry_run,
+    )
 
 
-@flow(name="gold", log_prints=False)
+@flow(name="gold", log_prints=False, flow_run_name="publish")
 async def gold_flow(
     repo_id: str | None = None, local_dir: str | None = None, dry_run: bool = False
-) -> dict[str, Any]:
+) -> GoldReport:
     """Publish the dataset to a Hugging Face dataset repo, or to a local dataset folder.
 
     `repo_id` defaults to `CRYPTO_PIPELINE_HF_REPO_ID`; without one, the local folder
     (`local_dir`, default `CRYPTO_PIPELINE_PUBLISH_DIR`) is written. The token is never a
     parameter: it comes from HF_TOKEN or the Prefect Secret block `hf-token`.
     """
-    settings = load_settings()
+    settings = run_settings()
     target_repo = repo_id or (None if local_dir else settings.hf_repo_id)
-    report = await run_gold(settings, repo_id=target_repo, local_dir=local_dir, dry_run=dry_run)
-    PipelineFailed.raise_for("gold", report)
-    return report
+    return await publish_stage(settings, repo_id=target_repo, local_dir=local_dir, dry_run=dry_run)

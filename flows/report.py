@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models.enums import Dataset, Exchange, parse_enum_list
-from models.settings import load_settings
+from models.settings import Settings
 from models.symbols import validate_symbol
 from storage import Warehouse
 
@@ -43,6 +43,7 @@ def coverage_frame(
 
 
 def print_coverage(
+    settings: Settings,
     *,
     dataset: str | None,
     exchange: str | None,
@@ -51,7 +52,6 @@ def print_coverage(
     console: Console,
 ) -> int:
     """Print the coverage table; exit code 0 (1 when nothing is recorded yet)."""
-    settings = load_settings()
     ds = parse_enum_list(Dataset, dataset)[0].value if dataset else None
     ex = parse_enum_list(Exchange, exchange)[0].value if exchange else None
     sym = validate_symbol(symbol) if symbol else None

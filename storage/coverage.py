@@ -29,7 +29,6 @@ from datetime import date, timedelta
 import polars as pl
 
 from models.coverage import COVERAGE_KEY, COVERAGE_SCHEMA, OPTIONAL_COLUMNS
-from models.dates import DateRange
 from models.enums import Layer
 from storage.fs import Store
 from storage.parquet import decode, encode
@@ -98,21 +97,6 @@ def merge_days(days: Iterable[date]) -> list[tuple[date, date]]:
         else:
             ranges.append((day, day))
     return ranges
-
-
-def incomplete_days(records: pl.DataFrame, symbols: Sequence[str], days: DateRange) -> list[date]:
-    """Days of `days` on which some symbol of `symbols` has no `complete` record."""
-    wanted = set(symbols)
-    done = (
-        records.filter(pl.col("complete") & pl.col("symbol").is_in(list(wanted)))
-        .group_by("day")
-        .agg(pl.col("symbol").n_unique().alias("n"))
-        .filter(pl.col("n") == len(wanted))
-        .get_column("day")
-        .to_list()
-    )
-    complete = set(done)
-    return [d for d in days.days() if d not in complete]
 
 
 def summarize(records: pl.DataFrame) -> pl.DataFrame:
@@ -224,47 +208,6 @@ class CoverageIndex:
         records = self.records()
         return (records.filter(*filters) if filters else records).sort(
             list(COVERAGE_KEY), nulls_last=False
-        )
-
-    def missing_days(
-        self,
-        *,
-        layer: Layer | str,
-        dataset: str,
-        exchange: str,
-        interval: str | None,
-        symbols: Sequence[str],
-        days: DateRange,
-    ) -> list[date]:
-        """Days in `days` not `complete` for every symbol (interval None = dataset without one)."""
-        records = self.query(
-            layer=layer, dataset=dataset, exchange=exchange, start=days.start, end=days.end
-        )
-        records = records.filter(
-            pl.col("interval").is_null() if interval is None else _eq("interval", interval)
-        )
-        return incomplete_days(records, symbols, days)
-
-    def missing_intervals(
-        self,
-        *,
-        layer: Layer | str,
-        dataset: str,
-        exchange: str,
-        interval: str | None,
-        symbols: Sequence[str],
-        days: DateRange,
-    ) -> list[tuple[date, date]]:
-        """The missing days merged into inclusive [start, end] ranges still to fetch."""
-        return merge_days(
-            self.missing_days(
-                layer=layer,
-                dataset=dataset,
-                exchange=exchange,
-                interval=interval,
-                symbols=symbols,
-                days=days,
-            )
         )
 
     def compact(self) -> None:

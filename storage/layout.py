@@ -20,6 +20,7 @@ from datetime import date
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from models.enums import Dataset, Exchange, Interval, Layer
+from models.partitions import PartitionSpec
 
 FILE_NAME = "part-0.parquet"
 PARTITION_COLUMNS = ("exchange", "interval")
@@ -99,6 +100,37 @@ class PartitionKey(BaseModel):
             need = "needs an interval" if shape.interval else "has no interval level"
             raise ValueError(f"dataset {self.dataset!r} {need} (got interval={self.interval!r})")
         return self
+
+    @classmethod
+    def of(cls, spec: PartitionSpec, layer: Layer = Layer.BRONZE) -> PartitionKey:
+        """The file of a daily partition in `layer` (bronze, silver or quarantine)."""
+        return cls(
+            layer=layer,
+            dataset=spec.dataset.value,
+            exchange=spec.exchange.value,
+            interval=spec.interval.value if spec.interval else None,
+            day=spec.day,
+        )
+
+    @classmethod
+    def aggregate(cls, interval: Interval, day: date) -> PartitionKey:
+        """The file of one interval's cross-exchange candles for one day (silver)."""
+        return cls(
+            layer=Layer.SILVER, dataset=AGGREGATED, exchange=None, interval=interval, day=day
+        )
+
+    @classmethod
+    def instruments(
+        cls, exchange: Exchange, day: date, layer: Layer = Layer.BRONZE
+    ) -> PartitionKey:
+        """The file of an exchange's listings snapshot taken on `day`."""
+        return cls(
+            layer=layer,
+            dataset=Dataset.INSTRUMENTS.value,
+            exchange=exchange.value,
+            interval=None,
+            day=day,
+        )
 
     def __str__(self) -> str:
         parts = [self.layer.value, self.dataset]

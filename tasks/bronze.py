@@ -23,15 +23,12 @@ from models.enums import (
     Layer,
     MarketKind,
 )
-from models.requests import PartitionSpec
+from models.partitions import PartitionSpec
 from storage import PartitionKey, ShrinkRefused, Warehouse, WriteResult
-from tasks.runtime import (
-    partitions_done,
-    run_logger,
-    settle_heap,
-    shared_client,
-    shared_gate,
-)
+from storage.planning import recorded_complete
+from tasks.context import RunContext
+from tasks.progress import Progress
+from tasks.runtime import run_logger, settle_heap, shared_gate
 
 
 @dataclass
@@ -112,16 +109,6 @@ class DayFetchFailed(FetchesFailed):
         return any(not ("BadRequest" in why or "not listed" in why) for why in self.errors)
 
 
-def bronze_key(spec: PartitionSpec) -> PartitionKey:
-    return PartitionKey(
-        layer=Layer.BRONZE,
-        dataset=spec.dataset.value,
-        exchange=spec.exchange.value,
-        interval=spec.interval.value if spec.interval else None,
-        day=spec.day,
-    )
-
-
 def _kind(dataset: Dataset) -> MarketKind:
     return MarketKind.SPOT if dataset is Dataset.OHLCV else MarketKind.PERP
 
@@ -137,52 +124,6 @@ async def _fetch_symbol(client: ExchangeClient, spec: PartitionSpec, symbol: str
     if spec.dataset is Dataset.OPEN_INTEREST:
         return await client.open_interest(symbol, start, end)
     raise ValueError(f"{spec.dataset} is not fetched per day")
-
-
-def complete_symbols(warehouse: Warehouse, spec: PartitionSpec, symbols: list[str]) -> set[str]:
-    """Symbols whose bronze day is recorded complete in the coverage index."""
-    records = warehouse.coverage.query(
-        layer=Layer.BRONZE,
-        dataset=spec.dataset.value,
-        exchange=spec.exchange.value,
-        interval=spec.interval.value if spec.interval else None,
-        start=spec.day,
-        end=spec.day,
-    )
-    if records.is_empty():
-        return set()
-    done = records.filter(pl.col("complete") & pl.col("symbol").is_in(symbols))
-    return set(done.get_column("symbol").to_list())
-
-
-def recorded_complete(
-    warehouse: Warehouse, specs: Sequence[PartitionSpec]
-) -> dict[PartitionSpec, set[str]]:
-    """Per partition, the symbols its bronze day is recorded complete for: one read of the
-    coverage index for all of them (`complete_symbols` for many partitions at once)."""
-    if not specs:
-        return {}
-    days = [spec.day for spec in specs]
-    records = warehouse.coverage.query(layer=Layer.BRONZE, start=min(days), end=max(days))
-    done: dict[tuple[str, str, str | None, Any], set[str]] = {}
-    for dataset, exchange, interval, day, symbol in (
-        records.filter(pl.col("complete"))
-        .select("dataset", "exchange", "interval", "day", "symbol")
-        .iter_rows()
-    ):
-        done.setdefault((dataset, exchange, interval, day), set()).add(symbol)
-    return {
-        spec: done.get(
-            (
-                spec.dataset.value,
-                spec.exchange.value,
-                spec.interval.value if spec.interval else None,
-                spec.day,
-            ),
-            set(),
-        )
-        for spec in specs
-    }
 
 
 def bronze_coverage(
@@ -224,8 +165,7 @@ async def fetch_partition(
     spec: PartitionSpec,
     symbols: list[str],
     *,
-    warehouse_uri: str,
-    sandbox_url: str | None = None,
+    ctx: RunContext,
     force: bool = False,
     repair: bool = False,
     client: ExchangeClient | None = None,
@@ -245,7 +185,7 @@ async def fetch_partition(
     written) with others in one upsert; else they are published here.
     """
     log = run_logger()
-    warehouse = Warehouse(warehouse_uri)
+    warehouse = ctx.warehouse
     now = datetime.now(UTC)
     closed = is_closed(spec.day, now=now)
     summary = FetchSummary(partition=spec.label, closed=closed)
@@ -253,12 +193,13 @@ async def fetch_partition(
     if not force and not repair and closed:
         done = set(complete) & set(todo) if complete is not None else None
         if done is None:
-            done = await asyncio.to_thread(complete_symbols, warehouse, spec, todo)
+            found = await asyncio.to_thread(recorded_complete, warehouse, [spec])
+            done = found[spec] & set(todo)
         summary.symbols_skipped_complete = sorted(done)
         todo = [s for s in todo if s not in done]
     if not todo:
         return summary
-    client = client or shared_client(spec.exchange, sandbox_url)
+    client = client or ctx.client(spec.exchange)
     kind = _kind(spec.dataset)
 
     async def one(symbol: str) -> tuple[str, pl.DataFrame | None, str | None]:
@@ -305,8 +246,7 @@ async def fetch_day(
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
     *,
-    warehouse_uri: str,
-    sandbox_url: str | None = None,
+    ctx: RunContext,
     force: bool = False,
     repair: Collection[PartitionSpec] = (),
     coverage_batch: list[pl.DataFrame] | None = None,
@@ -319,17 +259,14 @@ async def fetch_day(
     """
     skip_complete = not force and any(is_closed(spec.day) for spec in specs)
     complete = (
-        await asyncio.to_thread(recorded_complete, Warehouse(warehouse_uri), specs)
-        if skip_complete
-        else {}
+        await asyncio.to_thread(recorded_complete, ctx.warehouse, specs) if skip_complete else {}
     )
     results = await asyncio.gather(
         *(
             fetch_partition(
                 spec,
                 list(symbols[spec.dataset]),
-                warehouse_uri=warehouse_uri,
-                sandbox_url=sandbox_url,
+                ctx=ctx,
                 force=force,
                 repair=spec in repair,
                 complete=complete.get(spec, set()),
@@ -362,7 +299,7 @@ def _store_fetched(
 
     Updates `summary` (path, rows; symbols refused by the never-shrink guard become failures).
     """
-    key = bronze_key(spec)
+    key = PartitionKey.of(spec)
     stored = _read_stored(warehouse, key) if repair else warehouse.read(key)
     if closed and stored is not None and not stored.is_empty():
         frames = _keep_larger_stored(stored, frames, summary)
@@ -445,32 +382,20 @@ def _keep_larger_stored(
     return [f.filter(~pl.col("symbol").is_in(list(shrunk))) for f in frames if not f.is_empty()]
 
 
-def instruments_key(exchange: Exchange, day: Any) -> PartitionKey:
-    return PartitionKey(
-        layer=Layer.BRONZE,
-        dataset=Dataset.INSTRUMENTS.value,
-        exchange=exchange.value,
-        interval=None,
-        day=day,
-    )
-
-
 async def fetch_instruments(
     exchange: Exchange,
     *,
-    warehouse_uri: str,
-    sandbox_url: str | None = None,
+    ctx: RunContext,
     client: ExchangeClient | None = None,
 ) -> FetchSummary:
     """Snapshot the exchange's spot and perpetual listings into today's bronze partition."""
-    warehouse = Warehouse(warehouse_uri)
-    client = client or shared_client(exchange, sandbox_url)
+    client = client or ctx.client(exchange)
     today = datetime.now(UTC).date()
     frames = [await client.instruments(MarketKind.SPOT)]
     if Dataset.FUNDING in EXCHANGE_DATASETS[exchange]:
         frames.append(await client.instruments(MarketKind.PERP))
     frame = pl.concat(frames, how="vertical_relaxed")
-    result = warehouse.write(instruments_key(exchange, today), frame, closed=False)
+    result = ctx.warehouse.write(PartitionKey.instruments(exchange, today), frame, closed=False)
     return FetchSummary(
         partition=f"{exchange.value}/instruments/{today.isoformat()}",
         rows=result.rows,
@@ -484,16 +409,13 @@ class InstrumentsFailed(FetchesFailed):
 
 
 async def fetch_all_instruments(
-    exchanges: Sequence[Exchange], *, warehouse_uri: str, sandbox_url: str | None = None
+    exchanges: Sequence[Exchange], *, ctx: RunContext
 ) -> list[FetchSummary]:
     """`fetch_instruments` for every exchange at once (a request or two each: one task, not
     one per exchange). Raises `InstrumentsFailed` naming each exchange that failed once the
     others are stored."""
     results = await asyncio.gather(
-        *(
-            fetch_instruments(exchange, warehouse_uri=warehouse_uri, sandbox_url=sandbox_url)
-            for exchange in exchanges
-        ),
+        *(fetch_instruments(exchange, ctx=ctx) for exchange in exchanges),
         return_exceptions=True,
     )
     labels = (f"{exchange.value}/instruments" for exchange in exchanges)
@@ -511,11 +433,11 @@ async def fetch_days(
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
     *,
-    warehouse_uri: str,
-    sandbox_url: str | None = None,
+    ctx: RunContext,
     force: bool = False,
     repair: Collection[PartitionSpec] = (),
     days_at_once: int = DAYS_AT_ONCE,
+    progress: Progress | None = None,
 ) -> list[FetchSummary]:
     """Fetch several days' partitions: `fetch_day` for each exchange and day, at most
     `days_at_once` days of an exchange at once in this process (a gate shared by every task).
@@ -540,14 +462,14 @@ async def fetch_days(
                 return await fetch_day(
                     day_specs,
                     symbols,
-                    warehouse_uri=warehouse_uri,
-                    sandbox_url=sandbox_url,
+                    ctx=ctx,
                     force=force,
                     repair=repair,
                     coverage_batch=coverage_batch,
                 )
             finally:
-                partitions_done(len(day_specs))
+                if progress is not None:
+                    progress.report(len(day_specs))
 
     groups = sorted(by_day.items())
     try:
@@ -557,7 +479,7 @@ async def fetch_days(
     finally:
         if coverage_batch:
             records = pl.concat(coverage_batch, how="diagonal_relaxed")
-            await asyncio.to_thread(Warehouse(warehouse_uri).coverage.upsert, records)
+            await asyncio.to_thread(ctx.warehouse.coverage.upsert, records)
     labels = (f"{exchange.value}/{day}" for (exchange, day), _ in groups)
     summaries, errors = _collect(zip(labels, results, strict=True))
     if errors:

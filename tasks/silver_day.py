@@ -10,24 +10,26 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import polars as pl
 
 from models.enums import Dataset, Exchange, Interval
-from models.requests import NATIVE_INTERVALS, PartitionSpec
+from models.partitions import PartitionSpec
 from storage import Warehouse
-from tasks.runtime import partitions_done, settle_heap, shared_gate
-from tasks.silver import bronze_complete_for, build_aggregate, write_partition
+from storage.planning import bronze_complete_for
+from tasks.context import RunContext
+from tasks.progress import Progress
+from tasks.runtime import settle_heap, shared_gate
+from tasks.silver_partition import SilverSummary, build_aggregate, write_partition
 
 
 def native_first(specs: Sequence[PartitionSpec]) -> list[PartitionSpec]:
     """Partitions built from bronze first, then those resampled from other silver
     (Coinbase 4h from its 1h), each group in the given order."""
-    native = [s for s in specs if s.interval is None or s.interval in NATIVE_INTERVALS[s.exchange]]
-    return native + [s for s in specs if s not in native]
+    native = [s for s in specs if s.is_native]
+    return native + [s for s in specs if not s.is_native]
 
 
 def aggregate_intervals(specs: Sequence[PartitionSpec]) -> list[Interval]:
@@ -41,12 +43,9 @@ class SilverDay:
     """What building one day did: a summary per partition and aggregate, failures named."""
 
     day: date
-    partitions: list[dict[str, Any]] = field(default_factory=list)
-    aggregates: list[dict[str, Any]] = field(default_factory=list)
+    partitions: list[SilverSummary] = field(default_factory=list)
+    aggregates: list[SilverSummary] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class SilverDayFailed(Exception):
@@ -66,7 +65,7 @@ def build_day(
     symbols: Mapping[Dataset, Sequence[str]],
     exchanges: Sequence[Exchange],
     *,
-    warehouse_uri: str,
+    warehouse: Warehouse,
     force: bool = False,
 ) -> SilverDay:
     """Build the day's planned silver partitions, then its aggregates across `exchanges`.
@@ -80,7 +79,6 @@ def build_day(
     result = SilverDay(day=day)
     raised = False
     todays = [s for s in specs if s.day == day]
-    warehouse = Warehouse(warehouse_uri)
     bronze_complete = bronze_complete_for(warehouse, todays)  # one coverage read for the day
     coverage: list[pl.DataFrame] = []
     written: dict[Interval, dict[Exchange, pl.DataFrame]] = defaultdict(dict)
@@ -98,7 +96,7 @@ def build_day(
                 raised = True
                 result.failures.append(f"{spec.label}: {type(exc).__name__}: {exc}")
                 continue
-            result.partitions.append(built.summary.as_dict())
+            result.partitions.append(built.summary)
             if built.summary.error:
                 result.failures.append(f"{built.summary.partition}: {built.summary.error}")
             if built.coverage is not None:
@@ -115,14 +113,14 @@ def build_day(
                 interval,
                 day,
                 list(exchanges),
-                warehouse_uri=warehouse_uri,
+                warehouse=warehouse,
                 written=written[interval],
             )
         except Exception as exc:
             raised = True
             result.failures.append(f"{label}: {type(exc).__name__}: {exc}")
             continue
-        result.aggregates.append(summary.as_dict())
+        result.aggregates.append(summary)
     if raised:
         raise SilverDayFailed(result)
     return result
@@ -151,9 +149,10 @@ async def build_days(
     symbols: Mapping[Dataset, Sequence[str]],
     exchanges: Sequence[Exchange],
     *,
-    warehouse_uri: str,
+    ctx: RunContext,
     force: bool = False,
     days_at_once: int = DAYS_AT_ONCE,
+    progress: Progress | None = None,
 ) -> list[SilverDay]:
     """`build_day` for each day in a thread, at most `days_at_once` at once in this process
     (a gate shared by every task); a failing day does not stop the others. Results in day
@@ -169,14 +168,15 @@ async def build_days(
                     specs,
                     symbols,
                     exchanges,
-                    warehouse_uri=warehouse_uri,
+                    warehouse=ctx.warehouse,
                     force=force,
                 )
             except SilverDayFailed as exc:
                 failed.add(day)
                 return exc.result
             finally:
-                partitions_done(sum(1 for s in specs if s.day == day))
+                if progress is not None:
+                    progress.report(sum(1 for s in specs if s.day == day))
 
     failed: set[date] = set()
     results = list(await asyncio.gather(*(one(day) for day in sorted(days))))

@@ -15,7 +15,7 @@ from tasks.transform.funding import normalize_funding
 from tasks.transform.instruments import normalize_instruments
 from tasks.transform.ohlcv import normalize_ohlcv, resample_ohlcv
 from tasks.transform.open_interest import normalize_open_interest
-from tasks.transform.silver import SilverBatch, build_silver
+from tasks.transform.silver_batch import SilverBatch, build_silver
 from tasks.transform.validate import validate
 
 __all__ = [

@@ -69,7 +69,9 @@ def test_backfill_deployment_on_process_workers(
     sandbox.reset_stats()
     first = asyncio.run(
         run_and_wait(
-            stack, "backfill/backfill", {"start": "2024-02-29", "end": "2024-02-29", **PARAMS}
+            stack,
+            "backfill/backfill",
+            {"selection": {"start": "2024-02-29", "end": "2024-02-29", **PARAMS}},
         )
     )
     assert first.state.is_completed(), first.state.message
@@ -82,7 +84,9 @@ def test_backfill_deployment_on_process_workers(
     sandbox.reset_stats()
     second = asyncio.run(
         run_and_wait(
-            stack, "backfill/backfill", {"start": "2024-02-29", "end": "2024-02-29", **PARAMS}
+            stack,
+            "backfill/backfill",
+            {"selection": {"start": "2024-02-29", "end": "2024-02-29", **PARAMS}},
         )
     )
     assert second.state.is_completed(), second.state.message
@@ -94,7 +98,7 @@ def test_backfill_deployment_on_process_workers(
         run_and_wait(
             stack,
             "backfill/backfill",
-            {"start": "2024-03-01", "end": "2024-03-04", "chunk_days": 1, **PARAMS},
+            {"selection": {"start": "2024-03-01", "end": "2024-03-04", **PARAMS}, "chunk_days": 1},
         )
     )
     assert chunked.state.is_completed(), chunked.state.message

@@ -24,9 +24,10 @@ SELECTION: dict[str, Any] = {
 
 def run_backfill(**params: Any) -> Any:
     from flows.backfill import backfill_flow
+    from models.selection import Selection
 
     params = {"start": DAYS[0], "end": DAYS[1], **SELECTION, **params}
-    return asyncio.run(backfill_flow(**params, return_state=True))
+    return asyncio.run(backfill_flow(selection=Selection(**params), return_state=True))
 
 
 def requests_made(server: Any) -> int:
@@ -139,7 +140,7 @@ def test_progress_moves_as_each_day_of_a_task_ends(
     sandbox: Any, warehouse_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One fetch task and one silver task hold both days; progress still moves per day."""
-    from flows import progress
+    from tasks import progress
 
     monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", sandbox.url)
     seen: dict[str, list[tuple[int, int]]] = {}

@@ -1,4 +1,4 @@
-"""How a backfill's days are split into tasks: `flows.common.day_chunks` and `chunk_specs`,
+"""How a backfill's days are split into tasks: `tasks.chunks.day_chunks` and `chunk_specs`,
 and the bronze fetch groups (one exchange's chunk of days per task), without Prefect."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.bronze import fetch_groups
-from flows.common import MAX_DAYS_PER_TASK, chunk_specs, day_chunks, plan
 from models.enums import Dataset, Exchange, Interval, Layer
-from models.requests import PartitionSpec, RunRequest
+from models.partitions import PartitionSpec
+from models.selection import Selection
 from models.settings import load_settings
 from storage import Warehouse
+from storage.planning import plan
+from tasks.chunks import MAX_DAYS_PER_TASK, chunk_specs, day_chunks, fetch_groups
 
 START = date(2024, 3, 4)
 
@@ -65,14 +66,13 @@ def test_chunk_specs_keeps_each_days_specs_together() -> None:
 
 
 def test_a_six_week_plan_of_three_exchanges_is_six_fetch_tasks(tmp_path: Path) -> None:
-    request = RunRequest.build(
+    request = Selection.parse(
         start=START,
         end=START + timedelta(days=41),
-        settings=load_settings(),
         exchanges=["binance", "coinbase", "okx"],
         intervals=["1m", "1h"],
         datasets=["ohlcv", "funding"],
-    )
+    ).resolve(load_settings())
     specs = plan(Warehouse(str(tmp_path)), Layer.BRONZE, request)
     groups = fetch_groups(specs)
     assert len(groups) == 6  # three weeks each, two per exchange

@@ -1,6 +1,6 @@
 """`tasks.bronze.fetch_day` (one exchange's day, several partitions), `fetch_days` (several
-days, a few of an exchange at once across tasks) and the closed-days cache key and run name of
-their Prefect task, against the sandbox, without a Prefect server."""
+days, a few of an exchange at once across tasks) and the run name of their Prefect task,
+against the sandbox, without a Prefect server."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ import pickle
 from collections.abc import Awaitable
 from datetime import date, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from prefect._internal.engine import resolve_custom_task_run_name
 
 from clients.protocol import ExchangeUnavailable
-from models.dates import utc_today
 from models.enums import Dataset, Exchange, Interval
-from models.requests import PartitionSpec
+from models.partitions import PartitionSpec
+from models.settings import load_settings
 from storage import Warehouse
+from storage.planning import recorded_complete
 from tasks import bronze
-from tasks.prefect_tasks import closed_days_cache_key, fetch_days_task
-from tasks.runtime import close_clients
+from tasks.context import RunContext
+from tasks.prefect_tasks import fetch_days_task
 
 DAY = date(2024, 2, 28)
 SYMBOLS = {Dataset.OHLCV: ["BTCUSDT", "ETHUSDT"]}
@@ -32,36 +32,38 @@ def spec(interval: Interval, day: date = DAY) -> PartitionSpec:
     return PartitionSpec(exchange=Exchange.OKX, dataset=Dataset.OHLCV, interval=interval, day=day)
 
 
-def run_closing(fetching: Awaitable[list[bronze.FetchSummary]]) -> list[bronze.FetchSummary]:
-    """Run a fetch to its end, then close the shared clients of its event loop."""
+def context(warehouse: Path, url: str | None = None) -> RunContext:
+    return RunContext(load_settings(warehouse=str(warehouse), sandbox_url=url))
+
+
+def run_closing(
+    fetching: Awaitable[list[bronze.FetchSummary]], ctx: RunContext
+) -> list[bronze.FetchSummary]:
+    """Run a fetch to its end, then close the run's clients of its event loop."""
 
     async def run() -> list[bronze.FetchSummary]:
         try:
             return await fetching
         finally:
-            await close_clients()
+            await ctx.aclose()
 
     return asyncio.run(run())
 
 
 def fetch(specs: list[PartitionSpec], warehouse: Path, url: str) -> list[bronze.FetchSummary]:
-    return run_closing(
-        bronze.fetch_day(specs, SYMBOLS, warehouse_uri=str(warehouse), sandbox_url=url)
-    )
+    ctx = context(warehouse, url)
+    return run_closing(bronze.fetch_day(specs, SYMBOLS, ctx=ctx), ctx)
 
 
 def fetch_several(
     specs: list[PartitionSpec], warehouse: Path, url: str
 ) -> list[bronze.FetchSummary]:
-    return run_closing(
-        bronze.fetch_days(specs, SYMBOLS, warehouse_uri=str(warehouse), sandbox_url=url)
-    )
+    ctx = context(warehouse, url)
+    return run_closing(bronze.fetch_days(specs, SYMBOLS, ctx=ctx), ctx)
 
 
-def cache_key(specs: list[PartitionSpec], warehouse: Path, **extra: Any) -> str | None:
-    context: Any = SimpleNamespace(task=SimpleNamespace(name="fetch-days"))
-    parameters = {"specs": specs, "symbols": SYMBOLS, "warehouse_uri": str(warehouse), **extra}
-    return closed_days_cache_key(context, parameters)
+def complete_symbols(warehouse: Warehouse, s: PartitionSpec, symbols: list[str]) -> set[str]:
+    return recorded_complete(warehouse, [s])[s] & set(symbols)
 
 
 def test_one_failing_symbol_names_its_partitions_and_the_rest_is_stored(
@@ -77,32 +79,6 @@ def test_one_failing_symbol_names_its_partitions_and_the_rest_is_stored(
     assert failed.value.retryable  # an outage, not a client error
     assert sorted(s.partition for s in failed.value.summaries) == sorted(s.label for s in specs)
     assert all(s.symbols_fetched == ["BTCUSDT"] for s in failed.value.summaries)
-
-
-def test_cache_key_only_for_closed_days_held_complete(sandbox: Any, tmp_path: Path) -> None:
-    specs = [spec(Interval.H1), spec(Interval.D1)]
-    assert cache_key(specs, tmp_path) is None  # nothing stored yet
-    summaries = fetch(specs, tmp_path, sandbox.url)
-    assert [s.rows for s in summaries] == [48, 2]
-    key = cache_key(specs, tmp_path)
-    assert key is not None and key == cache_key(list(reversed(specs)), tmp_path)
-    assert cache_key(specs[:1], tmp_path) not in (None, key)
-    assert cache_key(specs, tmp_path, force=True) is None
-    assert cache_key(specs, tmp_path, repair=specs[:1]) is None
-    assert cache_key([*specs, spec(Interval.M15)], tmp_path) is None  # one partition missing
-    today = [spec(Interval.H1, day=utc_today())]
-    assert cache_key(today, tmp_path) is None
-    assert cache_key([spec(Interval.H1, day=utc_today() - timedelta(days=1))], tmp_path) is None
-
-
-def test_cache_key_spans_several_closed_days(sandbox: Any, tmp_path: Path) -> None:
-    days = [DAY, DAY + timedelta(days=1)]
-    specs = [spec(Interval.D1, day=d) for d in days]
-    fetch_several(specs[:1], tmp_path, sandbox.url)
-    assert cache_key(specs, tmp_path) is None  # the second day is not stored yet
-    fetch_several(specs, tmp_path, sandbox.url)
-    key = cache_key(specs, tmp_path)
-    assert key is not None and key not in (cache_key(specs[:1], tmp_path), None)
 
 
 def test_fetch_days_goes_on_after_a_failing_day(
@@ -136,7 +112,7 @@ def test_fetch_days_goes_on_after_a_failing_day(
 
     warehouse = Warehouse(str(tmp_path))
     for s in specs:
-        done = bronze.complete_symbols(warehouse, s, SYMBOLS[Dataset.OHLCV])
+        done = complete_symbols(warehouse, s, SYMBOLS[Dataset.OHLCV])
         assert done == ({"BTCUSDT"} if s.day == bad else {"BTCUSDT", "ETHUSDT"}), s.label
     monkeypatch.setattr(bronze, "_fetch_symbol", real)
     fetched_days.clear()
@@ -209,9 +185,11 @@ def test_days_of_an_exchange_are_fetched_a_few_at_once_across_calls(
             for i in range(7)
         ]
 
+    ctx = context(Path("unused"))
+
     async def run() -> list[list[bronze.FetchSummary]]:
         calls = [  # two tasks' worth of Binance days, one of OKX, at the same time
-            bronze.fetch_days(s, SYMBOLS, warehouse_uri="unused", days_at_once=3)
+            bronze.fetch_days(s, SYMBOLS, ctx=ctx, days_at_once=3)
             for s in (
                 days_of(Exchange.BINANCE, 0),
                 days_of(Exchange.BINANCE, 7),
@@ -267,7 +245,7 @@ def test_fetch_days_publishes_its_coverage_in_one_upsert_after_the_files(
     assert upserts == [(6 * 2, 6)]  # 6 partitions x 2 symbols, after all 6 files
     warehouse = Warehouse(str(tmp_path))
     for s in specs:
-        assert bronze.complete_symbols(warehouse, s, SYMBOLS[Dataset.OHLCV]) == {
+        assert complete_symbols(warehouse, s, SYMBOLS[Dataset.OHLCV]) == {
             "BTCUSDT",
             "ETHUSDT",
         }
@@ -286,12 +264,9 @@ def test_instruments_of_all_exchanges_in_one_call_and_a_failing_one_is_named(
     monkeypatch.setattr(bronze, "fetch_instruments", okx_down)
     exchanges = [Exchange.BINANCE, Exchange.COINBASE, Exchange.OKX]
 
+    ctx = context(tmp_path, sandbox.url)
     with pytest.raises(bronze.InstrumentsFailed) as failed:
-        run_closing(
-            bronze.fetch_all_instruments(
-                exchanges, warehouse_uri=str(tmp_path), sandbox_url=sandbox.url
-            )
-        )
+        run_closing(bronze.fetch_all_instruments(exchanges, ctx=ctx), ctx)
     assert [e.split(":")[0] for e in failed.value.errors] == ["okx/instruments"]
     assert "HTTP 503" in failed.value.errors[0]
     stored = sorted(s.partition.split("/")[0] for s in failed.value.summaries)

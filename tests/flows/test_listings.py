@@ -1,5 +1,5 @@
-"""Listing snapshots (`flows.listings`): the newest per exchange from one listing, freshness,
-reading only what the symbol check needs, and the check itself."""
+"""Listing snapshots (`storage.snapshots`, `tasks.listings`): the newest per exchange from one
+listing, freshness, reading only what the symbol check needs, and the check itself."""
 
 from __future__ import annotations
 
@@ -9,19 +9,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.listings import (
-    LISTING_COLUMNS,
-    check_listed,
-    has_fresh_snapshot,
-    latest_instruments,
-    newest_snapshots,
-)
 from models.enums import Dataset, Exchange
 from models.errors import InputError
-from models.requests import RunRequest
+from models.selection import RunRequest, Selection
 from models.settings import load_settings
-from storage import Warehouse
-from tasks.bronze import instruments_key
+from storage import PartitionKey, Warehouse
+from storage.snapshots import has_fresh_snapshot, latest_instruments, newest_snapshots
+from tasks.listings import LISTING_COLUMNS, check_listed
 
 
 def snapshot(warehouse: Warehouse, exchange: Exchange, day: date, symbols: list[str]) -> None:
@@ -32,7 +26,7 @@ def snapshot(warehouse: Warehouse, exchange: Exchange, day: date, symbols: list[
             "status": ["TRADING"] * len(symbols),
         }
     )
-    warehouse.write(instruments_key(exchange, day), frame, closed=False)
+    warehouse.write(PartitionKey.instruments(exchange, day), frame, closed=False)
 
 
 def test_newest_snapshot_of_each_exchange_from_one_listing(tmp_path: Path) -> None:
@@ -69,14 +63,13 @@ def test_a_symbol_nobody_lists_is_refused_and_one_missing_somewhere_is_a_notice(
     }
 
     def request(symbols: list[str]) -> RunRequest:
-        return RunRequest.build(
+        return Selection.parse(
             start=date(2024, 3, 1),
             end=date(2024, 3, 1),
-            settings=load_settings(),
             exchanges=[Exchange.BINANCE, Exchange.OKX],
             symbols=symbols,
             datasets=[Dataset.OHLCV],
-        )
+        ).resolve(load_settings())
 
     notices = check_listed(request(["BTCUSDT", "ETHUSDT"]), listings)
     assert notices == ["ETHUSDT (spot) not listed on okx: skipped there"]

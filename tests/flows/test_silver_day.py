@@ -13,14 +13,17 @@ import pytest
 from prefect._internal.engine import resolve_custom_task_run_name
 
 from models.enums import Dataset, Exchange, Interval
-from models.requests import PartitionSpec
+from models.partitions import PartitionSpec
+from models.settings import Settings
 from tasks import silver_day
+from tasks.context import RunContext
 from tasks.prefect_tasks import build_silver_days_task
-from tasks.silver import BuiltPartition, SilverSummary
+from tasks.silver_partition import BuiltPartition, SilverSummary
 
 DAY = date(2024, 3, 4)
 SYMBOLS = {Dataset.OHLCV: ["BTCUSDT"], Dataset.FUNDING: ["BTCUSDT"]}
 EXCHANGES = [Exchange.BINANCE, Exchange.COINBASE]
+CTX = RunContext(Settings(warehouse="unused"))
 
 
 def spec(exchange: Exchange, interval: Interval | None, day: date = DAY) -> PartitionSpec:
@@ -55,7 +58,7 @@ def test_native_then_resampled_then_aggregates(calls: list[str]) -> None:
         spec(Exchange.BINANCE, None),
         spec(Exchange.BINANCE, Interval.H4, day=date(2024, 3, 5)),  # another day: not built
     ]
-    result = silver_day.build_day(DAY, specs, SYMBOLS, EXCHANGES, warehouse_uri="unused")
+    result = silver_day.build_day(DAY, specs, SYMBOLS, EXCHANGES, warehouse=CTX.warehouse)
     assert calls == [
         "coinbase/ohlcv/1h/2024-03-04",
         "binance/funding/2024-03-04",
@@ -72,7 +75,7 @@ def test_a_failing_partition_is_named_and_the_rest_of_the_day_is_built(
 ) -> None:
     specs = [spec(Exchange.BINANCE, Interval.H1), spec(Exchange.COINBASE, Interval.H1)]
     with pytest.raises(silver_day.SilverDayFailed) as failed:
-        silver_day.build_day(DAY, specs, SYMBOLS, EXCHANGES, warehouse_uri="unused")
+        silver_day.build_day(DAY, specs, SYMBOLS, EXCHANGES, warehouse=CTX.warehouse)
     result = failed.value.result
     assert result.failures == ["binance/ohlcv/1h/2024-03-04: OSError: disk full"]
     assert [p["partition"] for p in result.partitions] == ["coinbase/ohlcv/1h/2024-03-04"]
@@ -88,11 +91,7 @@ def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> Non
     specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
     specs.append(spec(Exchange.BINANCE, Interval.H1, day=bad))  # raises (see `calls`)
     with pytest.raises(silver_day.SilverDaysFailed) as failed:
-        asyncio.run(
-            silver_day.build_days(
-                list(reversed(days)), specs, SYMBOLS, EXCHANGES, warehouse_uri="unused"
-            )
-        )
+        asyncio.run(silver_day.build_days(list(reversed(days)), specs, SYMBOLS, EXCHANGES, ctx=CTX))
     results = failed.value.results
     assert [r.day for r in results] == days  # in order, the day after the failure built too
     assert [len(r.partitions) for r in results] == [1, 1, 1]
@@ -110,9 +109,7 @@ def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> Non
 def test_build_days_returns_every_day_when_none_raises(calls: list[str]) -> None:
     days = [DAY, DAY + timedelta(days=1)]
     specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
-    results = asyncio.run(
-        silver_day.build_days(days, specs, SYMBOLS, EXCHANGES, warehouse_uri="unused")
-    )
+    results = asyncio.run(silver_day.build_days(days, specs, SYMBOLS, EXCHANGES, ctx=CTX))
     assert [(r.day, len(r.partitions), r.failures) for r in results] == [
         (days[0], 1, []),
         (days[1], 1, []),
@@ -150,7 +147,7 @@ def test_build_days_builds_a_few_days_at_once(monkeypatch: pytest.MonkeyPatch) -
 
     async def run() -> list[list[silver_day.SilverDay]]:
         calls = [  # two tasks' worth of days at the same time share the gate
-            silver_day.build_days(chunk, [], SYMBOLS, EXCHANGES, warehouse_uri="x", days_at_once=2)
+            silver_day.build_days(chunk, [], SYMBOLS, EXCHANGES, ctx=CTX, days_at_once=2)
             for chunk in (days[:4], days[4:])
         ]
         return list(await asyncio.gather(*calls))
@@ -160,14 +157,15 @@ def test_build_days_builds_a_few_days_at_once(monkeypatch: pytest.MonkeyPatch) -
     assert state["peak"] == 2
 
 
-@pytest.mark.usefixtures("prefect_api")
 @pytest.mark.parametrize("fails", [1, 2], ids=["retry-succeeds", "retry-fails-too"])
 def test_a_retry_builds_only_the_days_that_raised(
     monkeypatch: pytest.MonkeyPatch, fails: int
 ) -> None:
-    from prefect import flow
-
-    from tasks import prefect_tasks
+    """The silver stage builds a unit's days that raised again (once), and only them."""
+    from models.selection import Selection
+    from tasks import silver_stage
+    from tasks.progress import Progress
+    from tasks.units import DIRECT
 
     days = [DAY + timedelta(days=i) for i in range(3)]
     bad = days[1]
@@ -177,24 +175,17 @@ def test_a_retry_builds_only_the_days_that_raised(
         built.append(day)
         if day == bad and built.count(bad) <= fails:
             raise silver_day.SilverDayFailed(silver_day.SilverDay(day=day, failures=["boom"]))
-        return silver_day.SilverDay(day=day, partitions=[{"partition": str(day)}])
+        return silver_day.SilverDay(day=day, partitions=[SilverSummary(partition=str(day))])
 
     monkeypatch.setattr(silver_day, "build_day", build_day)
-    task = build_silver_days_task.with_options(retries=1, retry_delay_seconds=0)
-
-    @flow
-    async def one_task() -> Any:
-        try:
-            return await task(days, [], SYMBOLS, EXCHANGES, "unused")
-        except silver_day.SilverDaysFailed as exc:
-            return exc
-
-    outcome = asyncio.run(one_task())
+    request = Selection(start=days[0], end=days[-1]).resolve(CTX.settings)
+    results, errors = asyncio.run(
+        silver_stage._build_chunk(days, [], request, CTX, DIRECT, Progress("silver"))
+    )
     assert sorted(built) == sorted([*days, bad])  # the retry built the failed day only
+    assert errors == []
+    assert [r.day for r in results] == days  # every day reported
     if fails == 1:
-        assert [r["day"] for r in outcome] == days and all(not r["failures"] for r in outcome)
+        assert all(not r.failures for r in results)
     else:
-        assert isinstance(outcome, silver_day.SilverDaysFailed)
-        assert [r.day for r in outcome.results] == days  # every day reported
-        assert outcome.raised == [bad]
-    assert prefect_tasks._SILVER_DAYS_BUILT == {}  # nothing kept once the task run ended
+        assert [r.day for r in results if r.failures] == [bad]

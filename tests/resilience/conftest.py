@@ -39,6 +39,7 @@ def reference(
 ) -> dict[str, pl.DataFrame]:
     """Silver of one uninterrupted, fault-free backfill of the suite's selection."""
     from flows.backfill import backfill_flow
+    from models.selection import Selection
 
     warehouse = tmp_path_factory.mktemp("reference") / "warehouse"
     env = {
@@ -46,7 +47,9 @@ def reference(
         "CRYPTO_PIPELINE_SANDBOX_URL": sandbox.url,
     }
     with patched_env(env):
-        state = asyncio.run(backfill_flow(start=START, end=END, **SELECTION, return_state=True))
+        state = asyncio.run(
+            backfill_flow(selection=Selection(start=START, end=END, **SELECTION), return_state=True)
+        )
     assert state.is_completed(), state.message
     return silver_tables(str(warehouse))
 

@@ -27,8 +27,11 @@ PICK: dict[str, Any] = {
 
 def backfill() -> Any:
     from flows.backfill import backfill_flow
+    from models.selection import Selection
 
-    return asyncio.run(backfill_flow(start=DAYS[0], end=DAYS[1], **PICK, return_state=True))
+    return asyncio.run(
+        backfill_flow(selection=Selection(start=DAYS[0], end=DAYS[1], **PICK), return_state=True)
+    )
 
 
 def key(layer: Layer, exchange: str, day: date) -> PartitionKey:
@@ -79,16 +82,16 @@ def test_truncated_bronze_and_flipped_silver_are_repaired(
 def test_planning_reports_a_damaged_partition(
     sandbox: Any, warehouse_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.common import plan
-    from models.requests import RunRequest
+    from models.selection import Selection
     from models.settings import load_settings
+    from storage.planning import plan
 
     monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", sandbox.url)
     assert backfill().is_completed()
     wh = Warehouse(str(warehouse_dir))
     target = Path(wh.path(key(Layer.BRONZE, "okx", DAYS[1])))
     target.write_bytes(b"PAR1 not parquet at all")
-    request = RunRequest.build(start=DAYS[0], end=DAYS[1], settings=load_settings(), **PICK)
+    request = Selection.parse(start=DAYS[0], end=DAYS[1], **PICK).resolve(load_settings())
     planned = plan(wh, Layer.BRONZE, request)
     assert [s.label for s in planned] == ["okx/ohlcv/1h/2024-02-29"]
     assert "unreadable Parquet" in next(iter(planned.damaged.values()))
@@ -100,9 +103,9 @@ def test_planning_reads_back_only_files_not_written_whole(
 ) -> None:
     """Files still carrying the stamp recorded when they were written are not re-read; a file
     changed since is read back once, and its stamp is recorded when it passes."""
-    from flows.common import plan
-    from models.requests import RunRequest
+    from models.selection import Selection
     from models.settings import load_settings
+    from storage.planning import plan
 
     monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", sandbox.url)
     assert backfill().is_completed()
@@ -115,7 +118,7 @@ def test_planning_reads_back_only_files_not_written_whole(
 
     monkeypatch.setattr(Warehouse, "validate", counting)
     wh = Warehouse(str(warehouse_dir))
-    request = RunRequest.build(start=DAYS[0], end=DAYS[1], settings=load_settings(), **PICK)
+    request = Selection.parse(start=DAYS[0], end=DAYS[1], **PICK).resolve(load_settings())
     assert plan(wh, Layer.BRONZE, request) == [] and plan(wh, Layer.SILVER, request) == []
     assert checked == []
 

@@ -21,10 +21,13 @@ def test_hostile_exchange_gives_identical_silver_and_no_ban(
     reference: dict[str, pl.DataFrame],
 ) -> None:
     from flows.backfill import backfill_flow
+    from models.selection import Selection
 
     hostile = make_sandbox(seed=7, faults="hostile", rate_limits="real")
     monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", hostile.url)
-    state = asyncio.run(backfill_flow(start=START, end=END, **SELECTION, return_state=True))
+    state = asyncio.run(
+        backfill_flow(selection=Selection(start=START, end=END, **SELECTION), return_state=True)
+    )
     assert state.is_completed(), state.message
 
     stats = hostile.stats()

@@ -21,15 +21,18 @@ FIRST = date(2024, 2, 20)
 
 async def four_backfills() -> list[Any]:
     from flows.backfill import backfill_flow
+    from models.selection import Selection
 
     return await asyncio.gather(
         *(
             backfill_flow(
-                start=FIRST + timedelta(days=i),
-                end=FIRST + timedelta(days=i),
-                symbols=["BTCUSDT", "ETHUSDT"],
-                intervals=["1m", "5m", "15m"],
-                datasets=["ohlcv"],
+                selection=Selection(
+                    start=FIRST + timedelta(days=i),
+                    end=FIRST + timedelta(days=i),
+                    symbols=["BTCUSDT", "ETHUSDT"],
+                    intervals=["1m", "5m", "15m"],
+                    datasets=["ohlcv"],
+                ),
                 return_state=True,
             )
             for i in range(4)

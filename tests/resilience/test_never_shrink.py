@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from models.enums import Layer
+from models.selection import Selection
 from storage import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "no_retry_delay")
@@ -28,7 +29,9 @@ PICK: dict[str, Any] = {
 def backfill(**params: Any) -> Any:
     from flows.backfill import backfill_flow
 
-    return asyncio.run(backfill_flow(start=DAY, end=DAY, **PICK, **params, return_state=True))
+    return asyncio.run(
+        backfill_flow(selection=Selection(start=DAY, end=DAY, **PICK, **params), return_state=True)
+    )
 
 
 def frames(warehouse: Path) -> tuple[pl.DataFrame, pl.DataFrame]:

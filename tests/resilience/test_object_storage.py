@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from models.enums import Layer
+from models.selection import Selection
 from storage import Warehouse
 from tests.resilience.support import END, SELECTION, START, assert_same_silver, silver_tables
 from tests.storage.s3 import aws_env, moto_s3
@@ -30,7 +31,9 @@ def test_backfill_into_s3_lands_the_same_silver(
         uri = f"s3://{bucket}/warehouse"
         monkeypatch.setenv("CRYPTO_PIPELINE_WAREHOUSE", uri)
         monkeypatch.setenv("CRYPTO_PIPELINE_SANDBOX_URL", sandbox.url)
-        state = asyncio.run(backfill_flow(start=START, end=END, **SELECTION, return_state=True))
+        state = asyncio.run(
+            backfill_flow(selection=Selection(start=START, end=END, **SELECTION), return_state=True)
+        )
         assert state.is_completed(), state.message
 
         keys = [obj["Key"] for obj in s3.client().list_objects_v2(Bucket=bucket)["Contents"]]

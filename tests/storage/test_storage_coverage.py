@@ -21,6 +21,7 @@ from storage import coverage as coverage_module
 from storage.coverage import CoverageIndex, latest, normalize, overlay
 from storage.fs import Store
 from storage.parquet import encode
+from storage.planning import missing_days, missing_intervals
 from tests.storage import coverage_worker
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -145,15 +146,15 @@ def test_missing_days_and_intervals(warehouse: Warehouse) -> None:
         "interval": "1m",
         "days": window,
     }
-    assert index.missing_days(symbols=["BTCUSDT"], **args) == list(window.days())[10:]
+    assert missing_days(warehouse, symbols=["BTCUSDT"], **args) == list(window.days())[10:]
     expected = [days[3], days[4], days[8], *list(window.days())[10:]]
-    assert index.missing_days(symbols=["BTCUSDT", "ETHUSDT"], **args) == expected
-    assert index.missing_intervals(symbols=["BTCUSDT", "ETHUSDT"], **args) == [
+    assert missing_days(warehouse, symbols=["BTCUSDT", "ETHUSDT"], **args) == expected
+    assert missing_intervals(warehouse, symbols=["BTCUSDT", "ETHUSDT"], **args) == [
         (days[3], days[4]),
         (days[8], days[8]),
         (days[9] + timedelta(days=1), days[9] + timedelta(days=2)),
     ]
-    assert index.missing_days(symbols=["BTCUSDT"], **{**args, "interval": "5m"}) == list(
+    assert missing_days(warehouse, symbols=["BTCUSDT"], **{**args, "interval": "5m"}) == list(
         window.days()
     )
 
@@ -165,7 +166,8 @@ def test_missing_days_for_a_dataset_without_interval(warehouse: Warehouse) -> No
             rec(dataset="funding", interval=None), rec(dataset="ohlcv", day=DAY + timedelta(days=1))
         )
     )
-    got = index.missing_days(
+    got = missing_days(
+        warehouse,
         layer="silver",
         dataset="funding",
         exchange="binance",
@@ -290,7 +292,8 @@ def test_years_of_history_query_without_opening_partition_files(
     assert len(opened) == 2  # one snapshot + one fragment, not one file per partition
     assert all(name.startswith("_coverage/") for name in opened)
     started = time.perf_counter()
-    missing = index.missing_days(
+    missing = missing_days(
+        warehouse,
         layer="silver",
         dataset="ohlcv",
         exchange="okx",

@@ -1,8 +1,9 @@
-"""Silver: turn one bronze partition into validated silver rows, quarantine and coverage."""
+"""Silver partitions: one bronze partition into validated silver rows, quarantine and coverage;
+and one interval's cross-exchange aggregate of a day."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,12 +12,13 @@ import polars as pl
 
 from models.dates import is_closed
 from models.enums import Dataset, Exchange, Interval, Layer
-from models.requests import NATIVE_INTERVALS, PartitionSpec
+from models.partitions import PartitionSpec
+from models.silver import SILVER_SCHEMAS
 from storage import PartitionKey, ShrinkRefused, Warehouse
-from tasks.bronze import bronze_key, recorded_complete
+from storage.planning import BronzeComplete
 from tasks.transform.coverage import ohlcv_coverage
 from tasks.transform.ohlcv import resample_ohlcv
-from tasks.transform.silver import build_silver
+from tasks.transform.silver_batch import build_silver
 from tasks.transform.validate import validate
 
 
@@ -37,35 +39,6 @@ class SilverSummary:
         return asdict(self)
 
 
-def silver_key(spec: PartitionSpec, layer: Layer = Layer.SILVER) -> PartitionKey:
-    return PartitionKey(
-        layer=layer,
-        dataset=spec.dataset.value,
-        exchange=spec.exchange.value,
-        interval=spec.interval.value if spec.interval else None,
-        day=spec.day,
-    )
-
-
-BronzeComplete = Callable[[PartitionSpec, list[str]], bool]
-
-
-def bronze_complete_for(warehouse: Warehouse, specs: Sequence[PartitionSpec]) -> BronzeComplete:
-    """Whether bronze holds a partition's day complete for every symbol, for `specs` (and
-    the Coinbase 1h partitions their 4h is resampled from), from one read of the index."""
-    hourly = [
-        s.model_copy(update={"interval": Interval.H1})
-        for s in specs
-        if s.interval is not None and s.interval not in NATIVE_INTERVALS[s.exchange]
-    ]
-    done = recorded_complete(warehouse, [*specs, *hourly])
-
-    def complete(spec: PartitionSpec, symbols: list[str]) -> bool:
-        return set(symbols) <= done[spec]
-
-    return complete
-
-
 def _resampled_batch(
     warehouse: Warehouse,
     spec: PartitionSpec,
@@ -74,15 +47,14 @@ def _resampled_batch(
     closed: bool,
     bronze_complete: BronzeComplete,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Coinbase 4h: complete 4h buckets from stored silver 1h candles of the same day."""
+    """A derived interval (Coinbase 4h): its complete buckets from the stored silver candles
+    of its source interval (1h) of the same day."""
     assert spec.interval is not None
-    hourly = warehouse.read(silver_key(spec.model_copy(update={"interval": Interval.H1})))
-    hourly_spec = spec.model_copy(update={"interval": Interval.H1})
-    complete = bronze_complete(hourly_spec, symbols)
-    frame = resample_ohlcv(hourly, spec.interval) if hourly is not None else None
+    source = spec.source()
+    finer = warehouse.read(PartitionKey.of(source, Layer.SILVER))
+    complete = bronze_complete(source, symbols)
+    frame = resample_ohlcv(finer, spec.interval) if finer is not None else None
     if frame is None or frame.is_empty():
-        from models.silver import SILVER_SCHEMAS
-
         frame = pl.DataFrame(schema=SILVER_SCHEMAS["ohlcv"])
     good, quarantine = validate(frame, "ohlcv", interval=spec.interval, day=spec.day)
     coverage = ohlcv_coverage(
@@ -122,13 +94,13 @@ def write_partition(
     now = datetime.now(UTC)
     closed = is_closed(spec.day, now=now)
     summary = SilverSummary(partition=spec.label)
-    if spec.interval is not None and spec.interval not in NATIVE_INTERVALS[spec.exchange]:
+    if not spec.is_native:
         data, quarantine, coverage = _resampled_batch(
             warehouse, spec, symbols, closed=closed, bronze_complete=bronze_complete
         )
         summary.counts = {"input": data.height + quarantine.height, "good": data.height}
     else:
-        bronze = warehouse.read(bronze_key(spec))
+        bronze = warehouse.read(PartitionKey.of(spec))
         if bronze is None:
             from models.bronze import empty_bronze
 
@@ -136,7 +108,9 @@ def write_partition(
         previous = None
         if spec.dataset is Dataset.FUNDING:
             previous = warehouse.read(
-                silver_key(spec.model_copy(update={"day": spec.day - timedelta(days=1)}))
+                PartitionKey.of(
+                    spec.model_copy(update={"day": spec.day - timedelta(days=1)}), Layer.SILVER
+                )
             )
         batch = build_silver(
             spec.dataset.value,
@@ -155,14 +129,17 @@ def write_partition(
             coverage = coverage.with_columns(pl.lit(None, dtype=pl.String).alias("interval"))
         summary.counts = dict(batch.counts)
     try:
-        result = warehouse.write(silver_key(spec), data, closed=closed, force=force)
+        result = warehouse.write(
+            PartitionKey.of(spec, Layer.SILVER), data, closed=closed, force=force
+        )
         summary.path = result.path
         summary.rows = result.rows
     except ShrinkRefused as exc:
         summary.error = str(exc)
         return BuiltPartition(summary)
-    if not quarantine.is_empty() or warehouse.exists(silver_key(spec, Layer.QUARANTINE)):
-        warehouse.write(silver_key(spec, Layer.QUARANTINE), quarantine, closed=False, force=True)
+    rejected = PartitionKey.of(spec, Layer.QUARANTINE)
+    if not quarantine.is_empty() or warehouse.exists(rejected):
+        warehouse.write(rejected, quarantine, closed=False, force=True)
     summary.quarantined = quarantine.height
     built = BuiltPartition(summary, data=data)
     if not coverage.is_empty():
@@ -181,22 +158,12 @@ def _gap_totals(coverage: pl.DataFrame) -> tuple[int, float]:
     return int(gaps or 0), float(spans or 0) / 60.0
 
 
-def aggregate_key(interval: Interval, day: Any) -> PartitionKey:
-    return PartitionKey(
-        layer=Layer.SILVER,
-        dataset="ohlcv_aggregated",
-        exchange=None,
-        interval=interval.value,
-        day=day,
-    )
-
-
 def build_aggregate(
     interval: Interval,
     day: Any,
-    exchanges: list[Exchange],
+    exchanges: Sequence[Exchange],
     *,
-    warehouse_uri: str,
+    warehouse: Warehouse,
     written: Mapping[Exchange, pl.DataFrame] | None = None,
 ) -> SilverSummary:
     """Cross-exchange aggregate of one interval and day from the stored silver candles.
@@ -206,7 +173,6 @@ def build_aggregate(
     """
     from tasks.transform.aggregate import aggregate_ohlcv
 
-    warehouse = Warehouse(warehouse_uri)
     written = written or {}
     frames = []
     for exchange in exchanges:
@@ -214,14 +180,12 @@ def build_aggregate(
             if not written[exchange].is_empty():
                 frames.append(written[exchange])
             continue
-        key = PartitionKey(
-            layer=Layer.SILVER,
-            dataset="ohlcv",
-            exchange=exchange.value,
-            interval=interval.value,
-            day=day,
+        frame = warehouse.read(
+            PartitionKey.of(
+                PartitionSpec(exchange=exchange, dataset=Dataset.OHLCV, interval=interval, day=day),
+                Layer.SILVER,
+            )
         )
-        frame = warehouse.read(key)
         if frame is not None and not frame.is_empty():
             frames.append(frame)
     summary = SilverSummary(partition=f"aggregated/ohlcv/{interval.value}/{day}")
@@ -229,7 +193,9 @@ def build_aggregate(
         return summary
     aggregated, excluded = aggregate_ohlcv(pl.concat(frames, how="vertical_relaxed"))
     closed = is_closed(day)
-    result = warehouse.write(aggregate_key(interval, day), aggregated, closed=closed, force=True)
+    result = warehouse.write(
+        PartitionKey.aggregate(interval, day), aggregated, closed=closed, force=True
+    )
     summary.rows = result.rows
     summary.path = result.path
     summary.counts = {"excluded_venues": excluded.height}

@@ -1,0 +1,180 @@
+"""What a run is asked to do: the user's selection, and the request it resolves to.
+
+`Selection` is what users give (CLI arguments, deployment parameters, the Prefect UI form):
+validated once, when it is built. `RunRequest` is that selection resolved against the
+settings' defaults, built once per run and passed down to every unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.dates import DateRange, parse_date, utc_today
+from models.enums import EXCHANGE_DATASETS, Dataset, Exchange, Interval, parse_enum_list
+from models.errors import InputError
+from models.partitions import DAILY_DATASETS, NATIVE_INTERVALS, RESAMPLED_FROM, PartitionSpec
+from models.settings import Settings
+from models.symbols import parse_symbols
+
+
+def _input(parse: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a parser raising `InputError` inside a pydantic validator (as a ValueError)."""
+    try:
+        return parse(value, *args, **kwargs)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class Selection(BaseModel):
+    """An inclusive range of UTC days and, optionally, which exchanges, symbols, intervals and
+    datasets (empty: the configured defaults)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: date = Field(title="Start", description="First UTC day, YYYY-MM-DD")
+    end: date = Field(title="End", description="Last UTC day (inclusive), YYYY-MM-DD")
+    exchanges: list[Exchange] | None = Field(
+        default=None, title="Exchanges", description="Default: CRYPTO_PIPELINE_EXCHANGES"
+    )
+    symbols: list[str] | None = Field(
+        default=None,
+        title="Symbols",
+        description="Unified symbols such as BTCUSDT; default: CRYPTO_PIPELINE_SYMBOLS",
+    )
+    perp_symbols: list[str] | None = Field(
+        default=None,
+        title="Perpetual symbols",
+        description="For funding and open interest; default: the symbols given, else "
+        "CRYPTO_PIPELINE_PERP_SYMBOLS",
+    )
+    intervals: list[Interval] | None = Field(
+        default=None, title="Intervals", description="Default: CRYPTO_PIPELINE_INTERVALS"
+    )
+    datasets: list[Dataset] | None = Field(
+        default=None, title="Datasets", description="Default: every dataset"
+    )
+    force: bool = Field(
+        default=False, title="Force", description="Re-fetch days already recorded complete"
+    )
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _day(cls, value: Any, info: Any) -> date:
+        return _input(parse_date, value, name=f"{info.field_name} date")
+
+    @field_validator("symbols", "perp_symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: Any) -> list[str] | None:
+        return None if value is None else _input(parse_symbols, value)
+
+    @field_validator("exchanges", mode="before")
+    @classmethod
+    def _exchanges(cls, value: Any) -> list[Exchange] | None:
+        return None if value is None else _input(parse_enum_list, Exchange, value)
+
+    @field_validator("intervals", mode="before")
+    @classmethod
+    def _interval_list(cls, value: Any) -> list[Interval] | None:
+        return None if value is None else _input(parse_enum_list, Interval, value)
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _datasets(cls, value: Any) -> list[Dataset] | None:
+        return None if value is None else _input(parse_enum_list, Dataset, value)
+
+    @model_validator(mode="after")
+    def _range(self) -> Selection:
+        if self.end < self.start:
+            raise ValueError(f"reversed date range: start {self.start} is after end {self.end}")
+        today = utc_today()
+        if self.end > today:
+            raise ValueError(f"end date {self.end} is in the future (today is {today} UTC)")
+        return self
+
+    @classmethod
+    def parse(cls, **values: Any) -> Selection:
+        """Build from user input (empty values are defaults), raising `InputError` that names
+        the culprit."""
+        given = {k: v for k, v in values.items() if v not in (None, "", [])}
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(str(first["msg"]).removeprefix("Value error, ")) from None
+
+    def days(self) -> DateRange:
+        return DateRange(start=self.start, end=self.end)
+
+    def resolve(self, settings: Settings) -> RunRequest:
+        """The request this selection makes, the settings' defaults filled in."""
+        return RunRequest(
+            days=self.days(),
+            exchanges=tuple(self.exchanges or settings.exchanges),
+            datasets=tuple(self.datasets or Dataset),
+            intervals=tuple(self.intervals or settings.intervals),
+            symbols=tuple(self.symbols or settings.symbols),
+            perp_symbols=tuple(self.perp_symbols or self.symbols or settings.perp_symbols),
+            force=self.force,
+        )
+
+
+class RunRequest(BaseModel):
+    """A selection resolved against settings: a date range over exchanges, datasets,
+    intervals and symbols."""
+
+    model_config = ConfigDict(frozen=True)
+
+    days: DateRange
+    exchanges: tuple[Exchange, ...]
+    datasets: tuple[Dataset, ...]
+    intervals: tuple[Interval, ...]
+    symbols: tuple[str, ...]
+    perp_symbols: tuple[str, ...]
+    force: bool = False
+
+    def symbols_for(self, dataset: Dataset) -> tuple[str, ...]:
+        """Spot symbols for candles, perpetual symbols for funding and open interest."""
+        return self.symbols if dataset is Dataset.OHLCV else self.perp_symbols
+
+    def symbol_map(self) -> dict[Dataset, list[str]]:
+        """The symbols of every requested dataset."""
+        return {d: list(self.symbols_for(d)) for d in self.datasets}
+
+    def partitions(self, *, derived: bool = False) -> Iterator[PartitionSpec]:
+        """Every daily partition this request covers, skipping what an exchange lacks.
+
+        Without `derived` (what to fetch): the intervals an exchange serves, and for one it
+        lacks, its source (Coinbase 1h for 4h). With `derived` (what to build): both.
+        """
+        for day in self.days.days():
+            for exchange in self.exchanges:
+                offered = EXCHANGE_DATASETS[exchange]
+                for dataset in self.datasets:
+                    if dataset not in offered or dataset not in DAILY_DATASETS:
+                        continue
+                    if dataset is not Dataset.OHLCV:
+                        yield PartitionSpec(
+                            exchange=exchange, dataset=dataset, interval=None, day=day
+                        )
+                        continue
+                    for interval in self.intervals_of(exchange, derived=derived):
+                        yield PartitionSpec(
+                            exchange=exchange, dataset=dataset, interval=interval, day=day
+                        )
+
+    def intervals_of(self, exchange: Exchange, *, derived: bool) -> list[Interval]:
+        """Requested intervals as fetched (one the exchange lacks by its source) or as built
+        (one the exchange lacks with its source, which it is resampled from)."""
+        out: list[Interval] = []
+        for interval in self.intervals:
+            if interval in NATIVE_INTERVALS[exchange]:
+                chosen = [interval]
+            else:
+                source = RESAMPLED_FROM[interval]
+                chosen = [source, interval] if derived else [source]
+            out += [i for i in chosen if i not in out]
+        return out

@@ -1,0 +1,240 @@
+"""Planning: what the coverage index and the stored files say is still to do.
+
+The one place that answers "which partitions of a request are missing, incomplete or
+damaged", for bronze (what to fetch) and silver (what to build); runs, retries, backfills and
+reports all ask here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from models.dates import DateRange
+from models.enums import Dataset, Exchange, Interval, Layer
+from models.partitions import PartitionSpec
+from models.selection import RunRequest
+from storage.coverage import merge_days
+from storage.layout import PartitionKey
+from storage.warehouse import Warehouse
+
+# Threads reading stored files back when planning (pyarrow decodes outside the GIL).
+VALIDATE_THREADS = 8
+
+StatusKey = tuple[str, str, str | None, date]
+
+
+def status_key(spec: PartitionSpec) -> StatusKey:
+    """How coverage records name a partition: (exchange, dataset, interval, day)."""
+    return (
+        spec.exchange.value,
+        spec.dataset.value,
+        spec.interval.value if spec.interval else None,
+        spec.day,
+    )
+
+
+@dataclass
+class CoverageStatus:
+    """What the coverage index says about a range of days of one layer (one query)."""
+
+    complete: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    stamps: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    records: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+    def complete_symbols(self, spec: PartitionSpec) -> set[str]:
+        """The symbols the partition is recorded complete for."""
+        return self.complete.get(status_key(spec), set())
+
+
+def coverage_status(
+    warehouse: Warehouse, layer: Layer, start: date, end: date, **series: str | None
+) -> CoverageStatus:
+    """Complete symbols and recorded file stamps per partition of `layer` in [start, end]
+    (of one series only, with `dataset`, `exchange`, `interval`)."""
+    records = warehouse.coverage.query(layer=layer, start=start, end=end, **series)
+    status = CoverageStatus(records=records)
+    if records.is_empty():
+        return status
+    columns = ("exchange", "dataset", "interval", "day", "symbol", "complete", "file_stamp")
+    for exchange, dataset, interval, day, symbol, complete, stamp in records.select(
+        columns
+    ).iter_rows():
+        key = (exchange, dataset, interval, day)
+        if complete:
+            status.complete[key].add(symbol)
+        if stamp is not None:
+            status.stamps[key].add(stamp)
+    return status
+
+
+def recorded_complete(
+    warehouse: Warehouse, specs: Sequence[PartitionSpec], layer: Layer = Layer.BRONZE
+) -> dict[PartitionSpec, set[str]]:
+    """Per partition, the symbols its day is recorded complete for (one index read)."""
+    if not specs:
+        return {}
+    days = [spec.day for spec in specs]
+    status = coverage_status(warehouse, layer, min(days), max(days))
+    return {spec: status.complete_symbols(spec) for spec in specs}
+
+
+BronzeComplete = Callable[[PartitionSpec, Sequence[str]], bool]
+
+
+def bronze_complete_for(warehouse: Warehouse, specs: Sequence[PartitionSpec]) -> BronzeComplete:
+    """Whether bronze holds a partition's day complete for every symbol, for `specs` and the
+    sources of those derived from another interval, from one read of the index."""
+    sources = [s.source() for s in specs if not s.is_native]
+    done = recorded_complete(warehouse, [*specs, *sources])
+
+    def complete(spec: PartitionSpec, symbols: Sequence[str]) -> bool:
+        return set(symbols) <= done[spec]
+
+    return complete
+
+
+class Plan(list[PartitionSpec]):
+    """Partitions still to do; `damaged` maps those recorded complete whose stored file does
+    not read back (truncated, corrupted, missing) to the reason, so they are redone."""
+
+    def __init__(
+        self, specs: Sequence[PartitionSpec], damaged: dict[PartitionSpec, str] | None = None
+    ) -> None:
+        super().__init__(specs)
+        self.damaged = damaged or {}
+
+
+def damaged_partitions(
+    warehouse: Warehouse,
+    layer: Layer,
+    specs: Sequence[PartitionSpec],
+    status: CoverageStatus | None = None,
+) -> dict[PartitionSpec, str]:
+    """The specs whose stored file exists but fails `Warehouse.validate`.
+
+    A file still carrying a stamp recorded in coverage when it was written (or last checked)
+    is the whole file that was written and is not read back; the others are read back in
+    threads, and those that pass get their stamp recorded so the next plan skips them.
+    """
+    status = status or CoverageStatus()
+    keys = {spec: PartitionKey.of(spec, layer) for spec in specs}
+    current = warehouse.stamps(list(keys.values()))
+    suspect = [
+        spec
+        for spec, key in keys.items()
+        if key in current and current[key] not in status.stamps.get(status_key(spec), set())
+    ]
+
+    def check(spec: PartitionSpec) -> str | None:
+        return warehouse.validate(keys[spec])
+
+    with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
+        problems = list(pool.map(check, suspect))
+    damaged = {spec: why for spec, why in zip(suspect, problems, strict=True) if why}
+    checked = {status_key(s): current[keys[s]] for s in suspect if s not in damaged}
+    _record_checked_stamps(warehouse, status.records, checked)
+    return damaged
+
+
+def _record_checked_stamps(
+    warehouse: Warehouse, records: pl.DataFrame, checked: dict[StatusKey, str]
+) -> None:
+    """Re-publish the coverage records of files that read back whole, with their stamp.
+
+    `updated_at` is kept, so a record written meanwhile by a newer fetch still wins.
+    """
+    if not checked or records.is_empty():
+        return
+    stamps = pl.DataFrame(
+        [(*key, stamp) for key, stamp in checked.items()],
+        schema={
+            "exchange": pl.String(),
+            "dataset": pl.String(),
+            "interval": pl.String(),
+            "day": pl.Date(),
+            "checked_stamp": pl.String(),
+        },
+        orient="row",
+    )
+    restamped = records.join(
+        stamps, on=["exchange", "dataset", "interval", "day"], how="inner", nulls_equal=True
+    ).with_columns(pl.col("checked_stamp").alias("file_stamp"))
+    if not restamped.is_empty():
+        warehouse.coverage.upsert(restamped.drop("checked_stamp"))
+
+
+def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
+    """Partitions of `request` still to do for `layer` (bronze: to fetch; silver: to build):
+    every one if forced, else those not complete for every requested symbol, or whose
+    stored file is damaged (named in `Plan.damaged`)."""
+    specs = list(request.partitions(derived=layer is not Layer.BRONZE))
+    if request.force:
+        return Plan(specs)
+    status = coverage_status(warehouse, layer, request.days.start, request.days.end)
+    todo: list[PartitionSpec] = []
+    complete: list[PartitionSpec] = []
+    for spec in specs:
+        done = set(request.symbols_for(spec.dataset)) <= status.complete_symbols(spec)
+        (complete if done else todo).append(spec)
+    damaged = damaged_partitions(warehouse, layer, complete, status)
+    redo = set(todo) | set(damaged)
+    return Plan([s for s in specs if s in redo], damaged)
+
+
+def missing_days(
+    warehouse: Warehouse,
+    *,
+    layer: Layer | str,
+    dataset: str,
+    exchange: str,
+    interval: str | None,
+    symbols: Sequence[str],
+    days: DateRange,
+) -> list[date]:
+    """Days of one series (exchange, dataset, interval) in `days` that the index does not
+    record complete for every symbol (the same test `plan` makes)."""
+    status = coverage_status(
+        warehouse,
+        Layer(str(layer)),
+        days.start,
+        days.end,
+        dataset=dataset,
+        exchange=exchange,
+        interval=interval,
+    )
+    series = PartitionSpec(
+        exchange=Exchange(exchange),
+        dataset=Dataset(dataset),
+        interval=Interval(interval) if interval else None,
+        day=days.start,
+    )
+    wanted = set(symbols)
+    return [
+        day
+        for day in days.days()
+        if not wanted <= status.complete_symbols(series.model_copy(update={"day": day}))
+    ]
+
+
+def missing_intervals(warehouse: Warehouse, **series: Any) -> list[tuple[date, date]]:
+    """`missing_days` merged into inclusive [start, end] ranges."""
+    return merge_days(missing_days(warehouse, **series))
+
+
+def describe(specs: Sequence[PartitionSpec]) -> list[str]:
+    """Planned partitions as one line per series with its day ranges, for run logs:
+    `binance/ohlcv/1m: 2024-01-01..2024-01-05, 2024-01-09`."""
+    by_series: dict[str, list[date]] = defaultdict(list)
+    for spec in specs:
+        by_series[spec.label.rsplit("/", 1)[0]].append(spec.day)
+    return [
+        f"{series}: " + ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in merge_days(days))
+        for series, days in sorted(by_series.items())
+    ]

@@ -1,0 +1,126 @@
+"""The bronze stage of a run: snapshot listings, refuse unlisted symbols, then fetch every
+planned partition in units of an exchange's chunk of days."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import date
+
+from models.enums import Exchange, Layer
+from models.partitions import PartitionSpec
+from models.selection import RunRequest
+from storage.planning import describe, plan
+from storage.snapshots import has_fresh_snapshot, latest_instruments, newest_snapshots
+from tasks.bronze import FetchesFailed, FetchSummary
+from tasks.chunks import day_span, fetch_groups
+from tasks.context import RunContext
+from tasks.listings import LISTING_COLUMNS, check_listed
+from tasks.progress import Progress
+from tasks.reports import BronzeReport
+from tasks.runtime import run_logger
+from tasks.units import DIRECT, Units
+
+# Fetch units of one exchange running at once; within them, at most `tasks.bronze.DAYS_AT_ONCE`
+# days of the exchange are fetched at once, and the clients' rate limiters set the pace.
+PER_EXCHANGE_CONCURRENCY = 4
+
+
+def _collect(report: BronzeReport, label: str, error: Exception) -> list[FetchSummary]:
+    """Record a unit's failure in `report`; returns the summaries it carried."""
+    if isinstance(error, FetchesFailed):
+        report.failures.extend(error.errors)
+        return list(error.summaries)
+    report.failures.append(f"{label}: {type(error).__name__}: {error}")
+    return []
+
+
+async def refresh_instruments(
+    request: RunRequest, ctx: RunContext, units: Units, report: BronzeReport
+) -> None:
+    """Snapshot listings once a day per exchange, then refuse symbols nobody lists (notices
+    for the exchanges that do not list one)."""
+    warehouse = ctx.warehouse
+    newest = newest_snapshots(warehouse)
+    stale = [
+        e
+        for e in request.exchanges
+        if request.force or not has_fresh_snapshot(warehouse, e, newest=newest)
+    ]
+    if stale:  # one unit for all: a request or two per exchange
+        try:
+            report.summaries.extend(await units.fetch_instruments(stale, ctx))
+        except Exception as exc:
+            names = ", ".join(e.value for e in stale)
+            report.summaries.extend(_collect(report, f"instruments of {names}", exc))
+        newest = newest_snapshots(warehouse)
+    listings = {
+        e: frame
+        for e in request.exchanges
+        if (frame := latest_instruments(warehouse, e, newest=newest, columns=LISTING_COLUMNS))
+        is not None
+    }
+    if len(listings) == len(request.exchanges):
+        report.notices.extend(check_listed(request, listings))
+
+
+async def fetch_planned(
+    request: RunRequest, ctx: RunContext, units: Units, report: BronzeReport
+) -> list[PartitionSpec]:
+    """Plan from coverage, then one unit per group of `fetch_groups` (an exchange's chunk of
+    days), at most `PER_EXCHANGE_CONCURRENCY` at once per exchange; returns the plan."""
+    log = run_logger()
+    specs = plan(ctx.warehouse, Layer.BRONZE, request)
+    for spec, why in specs.damaged.items():
+        log.warning("bronze %s is damaged, redoing it: %s", spec.label, why)
+    for line in describe(specs):
+        log.info("bronze to fetch: %s", line)
+    progress = Progress("bronze", total=len(specs))
+    progress.update()
+    symbols = request.symbol_map()
+    gates: dict[Exchange, asyncio.Semaphore] = defaultdict(
+        lambda: asyncio.Semaphore(PER_EXCHANGE_CONCURRENCY)
+    )
+
+    async def one(exchange: Exchange, days: list[date], group: list[PartitionSpec]) -> None:
+        failed = 0
+        try:
+            async with gates[exchange]:
+                summaries = await units.fetch_days(
+                    exchange,
+                    days,
+                    group,
+                    symbols,
+                    ctx,
+                    force=request.force,
+                    repair=[s for s in group if s in specs.damaged],
+                    progress=progress,
+                )
+        except Exception as exc:
+            summaries = _collect(report, f"{exchange.value}/{day_span(days)}", exc)
+            # partitions with no summary (the whole day failed) or with failed symbols
+            failed = len(group) - sum(1 for s in summaries if not s.failures)
+        report.summaries.extend(summaries)
+        progress.unit_ended(len(group), failed)
+        progress.update(requests=sum(s["requests"] for s in ctx.client_stats().values()))
+
+    await asyncio.gather(*(one(e, d, g) for e, d, g in fetch_groups(specs)))
+    progress.update(rows=report.rows)
+    return specs
+
+
+async def run_bronze(request: RunRequest, ctx: RunContext, units: Units = DIRECT) -> BronzeReport:
+    """Instruments snapshot, listing check, then every planned partition; never raises on
+    partition failures (they are named in the report's `failures`)."""
+    report = BronzeReport()
+    try:
+        await refresh_instruments(request, ctx, units, report)
+        for notice in report.notices:
+            run_logger().info(notice)
+        specs = await fetch_planned(request, ctx, units, report)
+        report.requests = ctx.client_stats()
+        if specs:  # the next run (often a fresh process) then reads one coverage file
+            await asyncio.to_thread(ctx.warehouse.coverage.compact)
+    finally:
+        await ctx.aclose()
+    return report
