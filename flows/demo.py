@@ -52,7 +52,7 @@ def run_demo(settings: Settings, *, console: Console) -> int:
         if not published.is_completed():
             console.print(f"[red]publish failed:[/red] {published.message}")
             return 1
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse.from_settings(settings)
     table = Table(title=f"silver datasets, {start} .. {end}")
     for column in ("dataset", "rows", "exchanges", "symbols"):
         table.add_column(column)

@@ -58,7 +58,7 @@ def publish_dataset(
     from tasks.publish.layout import build_layout
     from tasks.publish.local import publish_to_local
 
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse.from_settings(settings)
     silver = {name: warehouse.scan(Layer.SILVER, name) for name in SILVER_DATASETS}
     coverage = warehouse.coverage.query(layer=Layer.SILVER)
     staging = Path(tempfile.mkdtemp(prefix="crypto-pipeline-gold-"))

@@ -56,7 +56,7 @@ def print_coverage(
     ex = parse_enum_list(Exchange, exchange)[0].value if exchange else None
     sym = validate_symbol(symbol) if symbol else None
     frame = coverage_frame(
-        Warehouse(settings.warehouse), layer=layer, dataset=ds, exchange=ex, symbol=sym
+        Warehouse.from_settings(settings), layer=layer, dataset=ds, exchange=ex, symbol=sym
     )
     if frame.is_empty():
         console.print(f"no {layer} coverage recorded in {settings.warehouse}")

@@ -62,18 +62,6 @@ class DateRange(BaseModel):
             raise ValueError(f"end date {self.end} is in the future (today is {today} UTC)")
         return self
 
-    @classmethod
-    def parse(cls, start: str | date, end: str | date) -> DateRange:
-        """Build from user input, raising `InputError` with a clear message."""
-        s = parse_date(start, name="start date")
-        e = parse_date(end, name="end date")
-        if e < s:
-            raise InputError(f"reversed date range: start {s} is after end {e}")
-        today = utc_today()
-        if e > today:
-            raise InputError(f"end date {e} is in the future (today is {today} UTC)")
-        return cls(start=s, end=e)
-
     def days(self) -> Iterator[date]:
         day = self.start
         while day <= self.end:

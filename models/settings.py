@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -140,8 +139,3 @@ def hf_token(block_name: str = "hf-token") -> SecretStr | None:
         return SecretStr(str(secret.get()))
     except Exception:
         return None
-
-
-@lru_cache(maxsize=1)
-def default_settings() -> Settings:
-    return load_settings()

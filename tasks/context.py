@@ -23,7 +23,7 @@ class RunContext:
 
     def __init__(self, settings: Settings, warehouse: Warehouse | None = None) -> None:
         self.settings = settings
-        self.warehouse = warehouse or Warehouse(settings.warehouse)
+        self.warehouse = warehouse or Warehouse.from_settings(settings)
         self._clients: dict[tuple[Exchange, int], ExchangeClient] = {}
         self._closed: list[tuple[Exchange, ExchangeClient]] = []  # their stats still count
 

@@ -66,7 +66,7 @@ def test_native_then_resampled_then_aggregates(calls: list[str]) -> None:
         "aggregate 1h 2024-03-04 ['binance', 'coinbase']",
         "aggregate 4h 2024-03-04 ['binance', 'coinbase']",
     ]
-    assert [p["rows"] for p in result.partitions] == [1, 1, 1]
+    assert [p.rows for p in result.partitions] == [1, 1, 1]
     assert len(result.aggregates) == 2 and result.failures == []
 
 
@@ -78,7 +78,7 @@ def test_a_failing_partition_is_named_and_the_rest_of_the_day_is_built(
         silver_day.build_day(DAY, specs, SYMBOLS, EXCHANGES, warehouse=CTX.warehouse)
     result = failed.value.result
     assert result.failures == ["binance/ohlcv/1h/2024-03-04: OSError: disk full"]
-    assert [p["partition"] for p in result.partitions] == ["coinbase/ohlcv/1h/2024-03-04"]
+    assert [p.partition for p in result.partitions] == ["coinbase/ohlcv/1h/2024-03-04"]
     assert calls[-1].startswith("aggregate 1h")  # the aggregate is still rebuilt
     assert "binance/ohlcv/1h/2024-03-04" in str(failed.value)
     again = pickle.loads(pickle.dumps(failed.value))  # crosses process boundaries intact
