@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from itertools import permutations
 from typing import Any
 
 import orjson
@@ -14,9 +15,11 @@ from aiohttp import web
 
 from clients.base import RetryPolicy
 from clients.factory import make_client
-from models.enums import Exchange, Interval
+from clients.protocol import UnknownSymbol
+from models.enums import Dataset, Exchange, Interval, MarketKind
 from tasks.transform import build_silver
 from tasks.transform.validate import CONFLICTING_DUPLICATE
+from tests.transform.builders import bronze
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=5.0)
 DAY = date(2024, 3, 5)
@@ -323,3 +326,108 @@ async def test_coinbase_page_that_is_not_json_is_still_retried(serve) -> None:
         with pytest.raises(Exception, match="undecodable"):
             await client.ohlcv("BTCUSD", Interval.H1, start, start + timedelta(1))
     assert server.hits["/products/BTC-USD/candles"] == FAST.attempts
+
+
+# -- Coinbase products that share a base and quote -----------------------------------------
+
+
+def coinbase_product(product_id: str, **fields: Any) -> dict[str, Any]:
+    """A `/products` entry with base BTC and quote USD, as the real list holds them."""
+    body = {
+        "id": product_id,
+        "base_currency": "BTC",
+        "quote_currency": "USD",
+        "display_name": product_id.replace("-", "/"),
+        "status": "online",
+        "status_message": "",
+        "trading_disabled": False,
+        "cancel_only": False,
+        "auction_mode": False,
+    }
+    return {**body, **fields}
+
+
+BOOK = coinbase_product("BTC-USD")
+AUCTION = coinbase_product("BTCAUCTION-USD", cancel_only=True)  # the recorded real product
+STALE = coinbase_product("BTC-USD", status="delisted", trading_disabled=True)  # a repeated id
+
+
+@pytest.mark.parametrize("order", list(permutations([BOOK, AUCTION, STALE])))
+async def test_coinbase_btcusd_is_the_btc_usd_book_whatever_the_list_order(serve, order):
+    """Injected: `/products` holding BTC-USD, the cancel-only BTCAUCTION-USD (base BTC, quote
+    USD) and a delisted repeat of BTC-USD, in every order. Held: BTCUSD resolves to the
+    tradable BTC-USD; the auction book is its own listing BTCAUCTIONUSD; silver instruments
+    keeps both listings and quarantines none."""
+    server = await serve({"/products": lambda r: list(order)})
+    async with make_client(Exchange.COINBASE, sandbox_url=server.url, retry=FAST) as client:
+        found = await client.resolve("BTCUSD", MarketKind.SPOT)
+        frame = await client.instruments(MarketKind.SPOT)
+    assert (found.native_symbol, found.status) == ("BTC-USD", "online")
+    assert sorted(frame["symbol"]) == ["BTCAUCTIONUSD", "BTCUSD"]
+    batch = build_silver(
+        "instruments",
+        frame,
+        exchange="coinbase",
+        interval=None,
+        day=DAY,
+        symbols=[],
+        closed=True,
+        complete=True,
+    )
+    assert batch.quarantine.is_empty()
+    rows = batch.data.select("symbol", "native_symbol", "base", "quote", "status").rows()
+    assert rows == [
+        ("BTCAUCTIONUSD", "BTCAUCTION-USD", "BTCAUCTION", "USD", "online"),
+        ("BTCUSD", "BTC-USD", "BTC", "USD", "online"),
+    ]
+
+
+async def test_coinbase_auction_book_never_stands_in_for_the_pair(serve) -> None:
+    """Injected: `/products` holding only BTCAUCTION-USD. Held: BTCUSD is not listed (no
+    candles are taken from the auction book under the pair's name)."""
+    server = await serve({"/products": lambda r: [AUCTION]})
+    async with make_client(Exchange.COINBASE, sandbox_url=server.url, retry=FAST) as client:
+        with pytest.raises(UnknownSymbol):
+            await client.resolve("BTCUSD", MarketKind.SPOT)
+
+
+def test_silver_names_stored_coinbase_snapshots_by_product_id() -> None:
+    """Injected: a stored bronze snapshot in which BTCAUCTION-USD was listed as BTCUSD (its
+    currency fields), beside BTC-USD. Held: silver lists it as BTCAUCTIONUSD and keeps both
+    listings; neither is quarantined as a duplicate key."""
+    records = [
+        {"symbol": "BTCUSD", "native_symbol": native, "base": "BTC", "quote": "USD",
+         "kind": "spot", "status": "online", "raw": "{}"}
+        for native in ("BTCAUCTION-USD", "BTC-USD")
+    ]  # fmt: skip
+    stored = bronze(Exchange.COINBASE, Dataset.INSTRUMENTS, records, symbol="BTCUSD")
+    batch = build_silver(
+        "instruments",
+        stored,
+        exchange="coinbase",
+        interval=None,
+        day=DAY,
+        symbols=[],
+        closed=True,
+        complete=True,
+    )
+    assert batch.quarantine.is_empty()
+    assert dict(batch.data.select("symbol", "native_symbol").rows()) == {
+        "BTCUSD": "BTC-USD",
+        "BTCAUCTIONUSD": "BTCAUCTION-USD",
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6, 7, 8])
+async def test_sandbox_coinbase_collisions_resolve_to_the_book(make_sandbox, seed) -> None:
+    """Injected: the sandbox's `/products` (collision books BTCAUCTION-USD, ETHAUCTION-USD,
+    XRPAUCTION-USD beside their pairs' books, in the seed's order). Held: BTCUSD, ETHUSD and
+    XRPUSD resolve to BTC-USD, ETH-USD and XRP-USD, and BTCUSD candles come from BTC-USD."""
+    server = make_sandbox(seed=seed)
+    async with make_client(Exchange.COINBASE, sandbox_url=server.url, retry=FAST) as client:
+        for base in ("BTC", "ETH", "XRP"):
+            found = await client.resolve(f"{base}USD", MarketKind.SPOT)
+            assert found.native_symbol == f"{base}-USD"
+        start = start_of(DAY)
+        candles = await client.ohlcv("BTCUSD", Interval.H1, start, start + timedelta(1))
+    assert candles.height == 24 and set(candles["native_symbol"]) == {"BTC-USD"}
