@@ -356,19 +356,35 @@ class BaseClient(ABC):
             if kind not in self._instrument_frames:
                 frame = await self.fetch_instruments(kind)
                 self._instrument_frames[kind] = frame
-                self._instruments[kind] = {
-                    row["symbol"]: Instrument(
-                        exchange=self.exchange,
-                        symbol=row["symbol"],
-                        native_symbol=row["native_symbol"],
-                        base=row["base"],
-                        quote=row["quote"],
-                        kind=kind,
-                        status=row["status"],
-                    )
-                    for row in frame.iter_rows(named=True)
-                }
+                self._instruments[kind] = self._by_symbol(frame, kind)
             return self._instrument_frames[kind]
+
+    def _by_symbol(self, frame: pl.DataFrame, kind: MarketKind) -> dict[str, Instrument]:
+        """Listings by unified symbol. Clients resolve collisions in `fetch_instruments`; a
+        symbol still named twice keeps its first listing (never silently the last), logged."""
+        found: dict[str, Instrument] = {}
+        for row in frame.iter_rows(named=True):
+            symbol = row["symbol"]
+            if symbol in found:
+                log.warning(
+                    "%s lists %s twice (%s, %s): %s kept",
+                    self.exchange,
+                    symbol,
+                    found[symbol].native_symbol,
+                    row["native_symbol"],
+                    found[symbol].native_symbol,
+                )
+                continue
+            found[symbol] = Instrument(
+                exchange=self.exchange,
+                symbol=symbol,
+                native_symbol=row["native_symbol"],
+                base=row["base"],
+                quote=row["quote"],
+                kind=kind,
+                status=row["status"],
+            )
+        return found
 
     async def resolve(self, symbol: str, kind: MarketKind) -> Instrument:
         """Map a unified symbol to the exchange's listing; raises `UnknownSymbol`."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -18,6 +20,8 @@ from clients.protocol import BadRequest, ExchangeUnavailable, RateLimited, Unkno
 from clients.ratelimit import LimitSpec
 from models.enums import Dataset, Exchange, Interval, MarketKind
 from models.symbols import unify
+
+log = logging.getLogger(__name__)
 
 PRODUCTS = "/products"
 CANDLES = "/products/{product_id}/candles"
@@ -47,6 +51,19 @@ class CoinbaseClient(BaseClient):
     def limit_specs(self, request: Request) -> Sequence[tuple[str, LimitSpec, float]]:
         return [("public", PUBLIC_LIMIT, 1.0)]
 
+    def decode_json(self, request: Request, status: int, body: bytes) -> Any:
+        """JSON of an answer; `NaN`, `Infinity` and out-of-range numbers (which orjson
+        refuses) read as floats, so a candle holding one is quarantined in silver instead of
+        its whole page failing. A body that is not JSON at all is retried."""
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            return json.loads(body)
+        except ValueError:
+            return super().decode_json(request, status, body)
+
     def classify(
         self, request: Request, status: int, headers: Mapping[str, str], body: bytes
     ) -> Any:
@@ -75,15 +92,9 @@ class CoinbaseClient(BaseClient):
             raise ExchangeUnavailable(
                 "products is not a list", exchange=self.exchange, endpoint=PRODUCTS
             )
-        listings = [
-            _listing(p)
-            for p in data
-            if isinstance(p, dict)
-            and isinstance(p.get("id"), str)
-            and p.get("base_currency")
-            and p.get("quote_currency")
-        ]
-        return instruments_frame(self.exchange, listings, now_ms())
+        products = [p for p in data if isinstance(p, dict) and isinstance(p.get("id"), str)]
+        listings = [x for x in map(_listing, products) if x is not None]
+        return instruments_frame(self.exchange, resolve_collisions(listings), now_ms())
 
     # -- datasets --------------------------------------------------------------------------
 
@@ -115,10 +126,12 @@ class CoinbaseClient(BaseClient):
         pages = await self.gather_limited([partial(fetch, w) for w in windows])
         frame = concat(pages, self.exchange, Dataset.OHLCV)
         open_ms = pl.col("time") * 1000
+        # Overlapping windows repeat rows: an exact repeat is kept once; copies of a candle
+        # that differ are all kept for silver to quarantine (see `frames.window_filter`).
         frame = (
             frame.filter((open_ms >= start_ms) & (open_ms < end_ms) & (open_ms + step <= now_ms()))
-            .unique(subset=["time"], keep="first", maintain_order=True)
-            .sort("time")
+            .unique(maintain_order=True)
+            .sort("time", maintain_order=True)
         )
         return self.count_rows(frame)
 
@@ -132,8 +145,22 @@ class CoinbaseClient(BaseClient):
         raise self.unsupported(Dataset.OPEN_INTEREST, "open_interest", symbol, "no perpetuals")
 
 
-def _listing(raw: dict[str, Any]) -> Listing:
-    base, quote_ = str(raw["base_currency"]).upper(), str(raw["quote_currency"]).upper()
+def _listing(raw: dict[str, Any]) -> Listing | None:
+    """A product's identity, named by its id `BASE-QUOTE` (the exchange's own key).
+
+    The id, not `base_currency` + `quote_currency`, names the product: the cancel-only auction
+    book `BTCAUCTION-USD` also carries BTC and USD, and is listed as BTCAUCTIONUSD (base
+    BTCAUCTION), as public clients split the id. An id without exactly one dash falls back to
+    the currency fields; a product with neither is skipped.
+    """
+    parts = str(raw["id"]).upper().split("-")
+    if len(parts) == 2 and all(parts):
+        base, quote_ = parts
+    else:
+        base = str(raw.get("base_currency") or "").upper()
+        quote_ = str(raw.get("quote_currency") or "").upper()
+    if not base or not quote_:
+        return None
     return Listing(
         symbol=unify(base, quote_),
         native_symbol=raw["id"],
@@ -143,6 +170,54 @@ def _listing(raw: dict[str, Any]) -> Listing:
         status=str(raw.get("status", "")),
         raw=raw,
     )
+
+
+def tradable(raw: Mapping[str, Any]) -> bool:
+    """Whether a product is an open book: `online`, and neither trading-disabled, cancel-only
+    nor in auction mode."""
+    return raw.get("status") == "online" and not any(
+        raw.get(flag) for flag in ("trading_disabled", "cancel_only", "auction_mode")
+    )
+
+
+def _rank(listing: Listing) -> tuple[bool, bool, bool, str, bytes]:
+    """Collision order, best first: the book whose id is `{base_currency}-{quote_currency}`,
+    then a tradable one (`tradable`), then status `online`, then the smaller id (then the
+    product's JSON, so that even a repeated id is decided whatever the list order)."""
+    raw = listing.raw
+    pair = f"{raw.get('base_currency', '')}-{raw.get('quote_currency', '')}".upper()
+    own = str(raw["id"]).upper() == pair
+    return (
+        not own,
+        not tradable(raw),
+        raw.get("status") != "online",
+        listing.native_symbol,
+        orjson.dumps(raw, option=orjson.OPT_SORT_KEYS),
+    )
+
+
+def resolve_collisions(listings: Sequence[Listing]) -> list[Listing]:
+    """One listing per unified symbol, whatever the list order.
+
+    Rule: of the products that name the same symbol, the first by `_rank` keeps it: the book
+    whose id is its own `BASE-QUOTE` beats any other, a tradable book beats one that is
+    auction-mode, trading-disabled, cancel-only or not `online` (e.g. `delisted`), and the
+    smaller id breaks a tie. The others are left out, each logged with the one that won.
+    """
+    best: dict[str, Listing] = {}
+    for listing in sorted(listings, key=_rank):
+        kept = best.setdefault(listing.symbol, listing)
+        if kept is not listing:
+            log.warning(
+                "coinbase products %s (%s) and %s (%s) both name %s: %s kept",
+                kept.native_symbol,
+                kept.status,
+                listing.native_symbol,
+                listing.status,
+                listing.symbol,
+                kept.native_symbol,
+            )
+    return [x for x in listings if best[x.symbol] is x]
 
 
 def _message(body: bytes) -> str:

@@ -4,12 +4,16 @@ Rows stay as the exchange sent them (strings stay strings); only the provenance 
 added. Positional rows (klines, candles) are transposed with `zip(*rows)` and each column is
 built as one strictly typed Series: about 1.2-1.5x faster than
 `pl.DataFrame(rows, orient="row")` on recorded pages, and a value of the wrong JSON type is an
-error instead of a silent cast. Constant columns (provenance, `constants`) are one typed value
-repeated by Polars, never a Python list of the page's length.
+error instead of a silent cast. The exception is a number field (Coinbase candles, the only raw
+floats): a value there that is not a number becomes NaN, so silver quarantines its row as the
+other exchanges' unparsable strings are, instead of the page failing. Constant columns
+(provenance, `constants`) are one typed value repeated by Polars, never a Python list of the
+page's length.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -84,7 +88,23 @@ def _typed(name: str, values: Sequence[Any], dtype: pl.DataType) -> pl.Series:
     try:
         return pl.Series(name, values, dtype=dtype, strict=True)
     except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
+        if dtype == pl.Float64():
+            return pl.Series(name, [_number(name, v) for v in values], dtype=dtype)
         raise DecodeError(f"field {name!r} is not {dtype}: {exc}") from None
+
+
+def _number(name: str, value: Any) -> float | None:
+    """One value of a number field (Coinbase candles) as a float, so that one bad value costs
+    its row, not the page: numbers and numeric strings as they read, any other string NaN
+    (validation quarantines the row as not finite). A non-scalar is the page's shape error."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return None if value is None else float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return math.nan
+    raise DecodeError(f"field {name!r} is not a number: {value!r}")
 
 
 def _constant(name: str, value: Any, dtype: pl.DataType, height: int) -> pl.Series:
@@ -221,17 +241,18 @@ def instruments_frame(
 
 
 def window_filter(frame: pl.DataFrame, column: str, start: int, end: int) -> pl.DataFrame:
-    """Rows whose integer-ms (or numeric-string) `column` lies in [start, end), once, ascending.
+    """Rows whose integer-ms (or numeric-string) `column` lies in [start, end), ascending.
 
-    One query: a stable sort by the key, then the first row of each run of equal keys (so a
-    repeated key keeps its first occurrence in page order).
+    An exact repeat of a row (pages that overlap) is kept once. Rows that share the key but
+    differ are all kept, in page order: which copy is right cannot be told here, and silver
+    quarantines every copy as a conflicting duplicate (`tasks.transform.validate`).
     """
     key = pl.col(column).cast(pl.Int64)
     return (
         frame.lazy()
         .filter((key >= start) & (key < end))
+        .unique(maintain_order=True)
         .sort(key, maintain_order=True)
-        .filter(key.ne_missing(key.shift(1)))
         .collect(engine="in-memory")
     )
 

@@ -6,6 +6,13 @@ and ``end`` ISO 8601 (or unix seconds); when either is missing both are ignored 
 is a 400. Rows ``[time, low, high, open, close, volume]`` (numbers), newest first, covering the
 buckets from the one containing ``start`` up to ``end`` inclusive (the oldest 300); buckets
 without trades are omitted.
+
+Products: besides every listing's book ``BASE-QUOTE``, ``/products`` holds books that share a
+listing's base and quote, as the real list does (``BTCAUCTION-USD`` beside ``BTC-USD``): the
+cancel-only ``BTCAUCTION-USD`` (the recorded real product), an auction-mode, trading-disabled
+``ETHAUCTION-USD`` and a delisted ``XRPAUCTION-USD``. They have no trades, so their candles are
+empty. The list comes in an order drawn from the seed, so a collision product precedes its
+book under some seeds and follows it under others.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from aiohttp import web
 from sandbox import catalog
 from sandbox.catalog import SPOT, Listing
 from sandbox.common import ApiError, floats, json_response
-from sandbox.market import Bar, Candles
+from sandbox.market import Bar, Candles, stable_key
 from sandbox.pages import RowFormat, page
 from sandbox.state import STATE, SandboxState
 
@@ -34,6 +41,17 @@ _NAMES = {"BTC": "Bitcoin", "ETH": "Ethereum", "SOL": "Solana", "XRP": "XRP", "D
           "USD": "United States Dollar", "USDT": "Tether"}  # fmt: skip
 
 
+# Books that share a listing's base and quote: id -> (the listing's book, fields that differ).
+SHADOWS: dict[str, tuple[str, dict[str, object]]] = {
+    "BTCAUCTION-USD": ("BTC-USD", {"cancel_only": True}),
+    "ETHAUCTION-USD": ("ETH-USD", {"auction_mode": True, "trading_disabled": True}),
+    "XRPAUCTION-USD": (
+        "XRP-USD",
+        {"status": "delisted", "trading_disabled": True, "status_message": "delisted"},
+    ),
+}
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, {"message": message})
 
@@ -44,6 +62,21 @@ def product(state: SandboxState, product_id: str) -> Listing:
         raise NOT_FOUND
     state.check_fail("coinbase", listing.symbol, UNAVAILABLE)
     return listing
+
+
+def shadow(state: SandboxState, product_id: str) -> tuple[Listing, dict[str, object]] | None:
+    """The listing a collision product shares its base and quote with, and its body."""
+    found = SHADOWS.get(product_id.upper())
+    if found is None:
+        return None
+    book, fields = found
+    listing = product(state, book)
+    return listing, shadow_body(product_id.upper(), listing, fields)
+
+
+def shadow_body(product_id: str, listing: Listing, fields: dict[str, object]) -> dict[str, object]:
+    name = product_id.replace("-", "/")
+    return {**product_body(listing), "id": product_id, "display_name": name, **fields}
 
 
 def product_body(listing: Listing) -> dict[str, object]:
@@ -86,13 +119,22 @@ def parse_time(value: str, name: str) -> int:
 async def products(request: web.Request) -> web.Response:
     state = request.app[STATE]
     now = state.now_ms()
-    listed = [item for item in catalog.listings("coinbase", SPOT) if item.listed_ms <= now]
-    return json_response([product_body(item) for item in listed])
+    listed = {item.native: item for item in catalog.listings("coinbase", SPOT)}
+    bodies = [product_body(item) for item in listed.values() if item.listed_ms <= now]
+    bodies += [
+        shadow_body(product_id, listed[book], fields)
+        for product_id, (book, fields) in SHADOWS.items()
+        if listed[book].listed_ms <= now
+    ]
+    bodies.sort(key=lambda body: stable_key(state.seed, "products", body["id"]))
+    return json_response(bodies)
 
 
 async def single_product(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return json_response(product_body(product(state, request.match_info["product_id"])))
+    product_id = request.match_info["product_id"]
+    found = shadow(state, product_id)
+    return json_response(found[1] if found else product_body(product(state, product_id)))
 
 
 async def currencies(request: web.Request) -> web.Response:
@@ -115,7 +157,10 @@ async def server_time(request: web.Request) -> web.Response:
 async def candles(request: web.Request) -> web.Response:
     state = request.app[STATE]
     q = request.query
-    listing = product(state, request.match_info["product_id"])
+    product_id = request.match_info["product_id"]
+    found = shadow(state, product_id)
+    empty = found is not None  # a collision product's book has no trades: no candles
+    listing = found[0] if found else product(state, product_id)
     raw = q.get("granularity") or "60"
     if not raw.isdigit() or int(raw) not in GRANULARITIES:
         raise bad_request("Unsupported granularity")
@@ -135,6 +180,8 @@ async def candles(request: web.Request) -> web.Response:
     else:
         first = bar.floor(now) - (MAX_BUCKETS - 1) * bar.length_ms
         upper, last = now + 1, True
+    if empty:
+        return json_response([])
     rows = page(
         state.seed, listing, bar, CANDLE_ROWS, first, upper, MAX_BUCKETS, now, last=last, keep=keep
     )

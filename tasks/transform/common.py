@@ -79,7 +79,7 @@ def dedup_latest(df: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     """Keep, per key, the rows of the latest `fetched_at`; exact repeats collapse to one.
 
     Rows of the latest fetch that still share a key but differ in content are all kept so
-    that validation can quarantine them as "duplicate key". Rows with a null key pass
+    that validation can quarantine them as "conflicting duplicate key". Rows with a null key pass
     through untouched (validation rejects them). A null `fetched_at` counts as the oldest;
     without a `fetched_at` column only exact repeats collapse. Idempotent and independent
     of the input row order (the output is sorted by the keys, then the other columns).

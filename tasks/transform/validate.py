@@ -54,10 +54,14 @@ def _inside_day(day: date) -> list[Rule]:
     return [((ms < start) | (ms >= end), outside)]
 
 
+# Rows of one fetch that share a key but differ (exact repeats were dropped by `dedup_latest`).
+CONFLICTING_DUPLICATE = "conflicting duplicate key"
+
+
 def _duplicate_key(dataset: str, sorted_by_key: bool) -> list[Rule]:
     keys = list(SILVER_KEYS[dataset])
     shared = shares_key(keys) if sorted_by_key else pl.len().over(keys) > 1
-    return [(shared, "duplicate key")]
+    return [(shared, CONFLICTING_DUPLICATE)]
 
 
 def _ohlcv_rules(interval: Interval | None, day: date, sorted_by_key: bool) -> list[Rule]:
@@ -152,8 +156,9 @@ def validate(
     Good rows come in the exact silver schema; quarantined rows keep the silver columns,
     `fetched_at` and a `reason` listing every failed rule ("high<low; volume<0"). Every input
     row lands in exactly one of the two. Rows sharing a key (different content from the same
-    fetch, see `dedup_latest`) are all quarantined as "duplicate key": silver cannot tell
-    which one is right, and the coverage gap lets a later fetch repair it. `sorted_by_key`:
+    fetch, e.g. two versions of a candle in one answer, see `dedup_latest`) are all
+    quarantined as "conflicting duplicate key": silver cannot tell which one is right, and the
+    coverage gap lets a later fetch repair it. `sorted_by_key`:
     the rows come sorted by the dataset's key, as `dedup_latest` leaves them, so shared keys
     are found between neighbours.
     """

@@ -223,3 +223,23 @@ async def test_coinbase_latest_without_window(sandbox_url: str) -> None:
 async def test_coinbase_errors(sandbox_url: str, params: dict[str, object], message: str) -> None:
     status, _, body = await fetch(f"{sandbox_url}/products/BTC-USD/candles", params)
     assert (status, body) == (400, {"message": message})
+
+
+async def test_coinbase_products_hold_collision_books(sandbox_url: str) -> None:
+    """The list holds books sharing a pair's base and quote (as the real BTCAUCTION-USD does),
+    each with its flags; their own product and candle endpoints answer, with no candles."""
+    _, _, products = await fetch(f"{sandbox_url}/products")
+    by_id = {p["id"]: p for p in products}
+    auction = by_id["BTCAUCTION-USD"]
+    assert (auction["base_currency"], auction["quote_currency"]) == ("BTC", "USD")
+    assert auction["cancel_only"] and auction["status"] == "online"
+    assert (
+        by_id["ETHAUCTION-USD"]["auction_mode"] and by_id["XRPAUCTION-USD"]["status"] == "delisted"
+    )
+    assert not by_id["BTC-USD"]["cancel_only"]
+    status, _, one = await fetch(f"{sandbox_url}/products/BTCAUCTION-USD")
+    assert status == 200 and one == auction
+    status, _, rows = await fetch(
+        f"{sandbox_url}/products/BTCAUCTION-USD/candles", {"granularity": 3600}
+    )
+    assert (status, rows) == (200, [])

@@ -80,7 +80,7 @@ def test_rows_of_the_neighbouring_day_are_quarantined_naming_it() -> None:
 
 
 def test_conflicting_rows_of_one_fetch_are_all_quarantined_as_duplicates() -> None:
-    assert reasons([candle(close=11.0), candle(close=11.5)]) == ["duplicate key", "duplicate key"]
+    assert reasons([candle(close=11.0), candle(close=11.5)]) == ["conflicting duplicate key"] * 2
 
 
 def test_quarantined_rows_keep_fetched_at() -> None:
