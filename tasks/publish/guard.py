@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 RowCounter = Callable[[str], int | None]
 """Rows of a target file by repo path; None when the file is not readable Parquet."""
 
-SHRINK_HINT = "allow_shrink (CLI: --allow-shrink) publishes it anyway"
+SHRINK_HINT = "pass --allow-shrink (allow_shrink=True) to publish it anyway"
 
 
 @dataclass(frozen=True)
