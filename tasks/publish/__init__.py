@@ -1,7 +1,8 @@
 """Gold layer: the published dataset's layout, card, and publishing to the Hub or a folder.
 
 Typical use: `build_layout` → `render_card` → `Manifest.with_card` →
-`publish_to_hub` or `publish_to_local`.
+`publish_to_hub` or `publish_to_local`. Both publishers refuse an empty build, and a build with
+fewer files or rows than the target for any config unless `allow_shrink` (`tasks.publish.guard`).
 """
 
 from tasks.publish.card import render_card

@@ -4,6 +4,10 @@ The diff is taken against the tree at the head read just before it, and that hea
 `parent_commit`: a concurrent writer makes the commit fail with 412 and the diff is redone. A
 429/5xx or a lost response is retried only after checking whether the commit landed anyway, so a
 retry never duplicates a commit. The token stays a `SecretStr` until it is handed to `HfApi`.
+
+Before each commit the shrink guard compares the build with that head (`tasks.publish.guard`):
+rows of files unchanged on the Hub come from the manifest, the rows of the files the commit would
+replace or delete from their Parquet footers, read at the head with ranged requests.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+import pyarrow as pa
+import pyarrow.parquet as pq
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 from pydantic import SecretStr
 
 from models.settings import validate_repo_id
 from tasks.publish.diff import ChangePlan, RemoteFile, plan_changes
+from tasks.publish.guard import RowCounter, check_shrink, require_data
 from tasks.publish.manifest import Manifest, PublishError, check_staged
 from tasks.publish.report import PublishReport
 
@@ -59,10 +66,16 @@ def publish_to_hub(
     commit_message: str | None = None,
     retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
     sleep: Callable[[float], None] = time.sleep,
+    allow_shrink: bool = False,
 ) -> PublishReport:
-    """One commit of the files whose content differs from `repo_id`'s main branch; none if equal."""
+    """One commit of the files whose content differs from `repo_id`'s main branch; none if equal.
+
+    Refuses (`PublishError`, no commit) a build with fewer files or rows than main holds for any
+    config, unless `allow_shrink`.
+    """
     validate_repo_id(repo_id)
     check_staged(staging_dir, manifest)
+    require_data(manifest, repo_id)
     api = HfApi(
         endpoint=endpoint,
         token=token.get_secret_value() if token is not None else False,
@@ -73,9 +86,17 @@ def publish_to_hub(
             api.create_repo(repo_id, repo_type=REPO_TYPE, exist_ok=True, private=private)
         for _ in range(MAX_STALE_REDIFFS + 1):
             head, remote = remote_state(api, repo_id)
+            shrinks = check_shrink(
+                manifest,
+                remote,
+                footer_rows(api, repo_id, head),
+                target=repo_id,
+                allow_shrink=allow_shrink,
+            )
+            shrunk = tuple(s.describe() for s in shrinks)
             plan = plan_changes(manifest, remote)
             if plan.is_empty or dry_run:
-                report = PublishReport.from_plan(repo_id, plan, dry_run=dry_run)
+                report = PublishReport.from_plan(repo_id, plan, dry_run=dry_run, shrunk=shrunk)
                 log.info("publish to %s: %s", repo_id, _summary(plan, dry_run))
                 return report
             try:
@@ -89,7 +110,12 @@ def publish_to_hub(
                 "publish to %s: commit %s, %s", repo_id, landed.sha[:12], _summary(plan, False)
             )
             return PublishReport.from_plan(
-                repo_id, plan, dry_run=False, commit_sha=landed.sha, commit_url=landed.url
+                repo_id,
+                plan,
+                dry_run=False,
+                commit_sha=landed.sha,
+                commit_url=landed.url,
+                shrunk=shrunk,
             )
     except (HfHubHTTPError, httpx2.HTTPError) as exc:
         hint = AUTH_HINT if _status(exc) in (401, 403) else ""
@@ -116,6 +142,20 @@ def remote_state(api: HfApi, repo_id: str) -> tuple[str | None, dict[str, Remote
                 git_sha1=None if entry.lfs is not None else entry.blob_id,
             )
     return head, files
+
+
+def footer_rows(api: HfApi, repo_id: str, head: str | None) -> RowCounter:
+    """Rows of a file at `head` from its Parquet footer (ranged reads, no data downloaded)."""
+    filesystem = HfFileSystem(endpoint=api.endpoint, token=api.token, skip_instance_cache=True)
+
+    def rows_of(path: str) -> int | None:
+        with filesystem.open(f"datasets/{repo_id}/{path}", "rb", revision=head) as handle:
+            try:
+                return int(pq.read_metadata(handle).num_rows)
+            except pa.ArrowInvalid:
+                return None
+
+    return rows_of
 
 
 def default_commit_message(plan: ChangePlan) -> str:

@@ -22,7 +22,13 @@ from polars.datatypes import DataTypeClass
 
 from models.errors import InputError
 from models.silver import SILVER_KEYS, SILVER_SCHEMAS
-from tasks.publish.manifest import ConfigStats, Manifest, ManifestFile, manifest_entry
+from tasks.publish.manifest import (
+    ConfigStats,
+    Manifest,
+    ManifestFile,
+    PublishError,
+    manifest_entry,
+)
 
 Granularity = Literal["month", "year", "single"]
 PolarsType = pl.DataType | DataTypeClass
@@ -192,8 +198,14 @@ def write_parquet(rows: pl.DataFrame, path: Path, dataset: str) -> None:
     os.replace(tmp, path)
 
 
-def build_layout(silver: Mapping[str, pl.LazyFrame], staging_dir: Path) -> Manifest:
-    """Write every config of `silver` under `staging_dir/data/`, one file in memory at a time."""
+def build_layout(
+    silver: Mapping[str, pl.LazyFrame], staging_dir: Path, *, source: str | None = None
+) -> Manifest:
+    """Write every config of `silver` under `staging_dir/data/`, one file in memory at a time.
+
+    Refuses (`PublishError`) when no dataset has a row: an empty or missing warehouse (named by
+    `source`) is an error, never an empty dataset.
+    """
     unknown = sorted(set(silver) - set(SILVER_SCHEMAS))
     if unknown:
         raise InputError(f"unknown silver dataset(s) {', '.join(unknown)}")
@@ -211,6 +223,13 @@ def build_layout(silver: Mapping[str, pl.LazyFrame], staging_dir: Path) -> Manif
                 raise InputError(f"config {config!r} would hold {len(written)} files (max 10000)")
             files.extend(entry for entry, _ in written)
             stats.append(_config_stats(config, dataset, written))
+    if not files:
+        where = f"silver warehouse {source}" if source else "the silver warehouse"
+        raise PublishError(
+            f"nothing to publish: {where} has no rows in any of "
+            f"{', '.join(sorted(silver)) or 'its datasets'} (is it the right path, and has "
+            "silver been built?)"
+        )
     _remove_stale(staging_dir, {f.repo_path for f in files})
     return Manifest(files=tuple(sorted(files, key=lambda f: f.repo_path)), configs=tuple(stats))
 

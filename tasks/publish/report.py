@@ -20,6 +20,7 @@ class PublishReport:
     commit_sha: str | None
     commit_url: str | None
     dry_run: bool
+    shrunk: tuple[str, ...] = ()  # configs published smaller on purpose (allow_shrink)
 
     @classmethod
     def from_plan(
@@ -30,6 +31,7 @@ class PublishReport:
         dry_run: bool,
         commit_sha: str | None = None,
         commit_url: str | None = None,
+        shrunk: tuple[str, ...] = (),
     ) -> PublishReport:
         return cls(
             target=target,
@@ -41,6 +43,7 @@ class PublishReport:
             commit_sha=commit_sha,
             commit_url=commit_url,
             dry_run=dry_run,
+            shrunk=shrunk,
         )
 
     @property
@@ -63,6 +66,9 @@ class PublishReport:
             f"deleted: {len(self.deleted)}, unchanged: {self.unchanged}",
             f"- bytes uploaded: {self.bytes_uploaded:,}",
         ]
+        if self.shrunk:
+            lines += ["", "## Shrunk on purpose (allow_shrink)", ""]
+            lines += [f"- {line}" for line in self.shrunk]
         for title, paths in (
             ("Added", self.added),
             ("Changed", self.changed),

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Literal, Self
+from typing import Self
 
 from aiohttp import web
 
 from tests.fake_hub.server import build_app
-from tests.fake_hub.state import Repo
+from tests.fake_hub.state import FAULTS, Fault, HubState, RequestRecord
 
-Fault = Literal["429-before", "429-after", "500-after", "412", "foreign-commit"]
-FAULTS: tuple[Fault, ...] = ("429-before", "429-after", "500-after", "412", "foreign-commit")
-FOREIGN_PATH = "NOTES.md"
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    method: str
-    path: str  # raw path and query string, exactly as received
-    status: int
-    authorized: bool
+__all__ = ["FAULTS", "CommitView", "FakeHub", "Fault", "RequestRecord"]
 
 
 @dataclass(frozen=True)
@@ -54,21 +43,31 @@ class FakeHub:
         host: str = "127.0.0.1",
         page_size: int = 1000,
     ) -> None:
-        self.token = token
-        self.user = user
         self.host = host
-        self.page_size = page_size
-        self.url = ""
-        self._repos: dict[str, Repo] = {}
-        self._faults: deque[Fault] = deque()
-        self._requests: list[RequestRecord] = []
-        self._lock = threading.RLock()
+        self.state = HubState(token=token, user=user, page_size=page_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"FakeHub(url={self.url!r}, repos={sorted(self._repos)})"
+        with self.state.lock:
+            return f"FakeHub(url={self.url!r}, repos={sorted(self.state.repos)})"
+
+    @property
+    def url(self) -> str:
+        return self.state.url
+
+    @property
+    def token(self) -> str | None:
+        return self.state.token
+
+    @property
+    def user(self) -> str:
+        return self.state.user
+
+    @property
+    def page_size(self) -> int:
+        return self.state.page_size
 
     def start(self) -> Self:
         if self._thread is not None:
@@ -98,12 +97,12 @@ class FakeHub:
         return self
 
     async def _open(self) -> None:
-        self._runner = web.AppRunner(build_app(self), access_log=None)
+        self._runner = web.AppRunner(build_app(self.state), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{self.host}:{port}"
+        self.state.url = f"http://{self.host}:{port}"
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -130,54 +129,29 @@ class FakeHub:
         """Make the next `times` commit requests fail as `fault` describes."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-        with self._lock:
-            self._faults.extend([fault] * times)
+        with self.state.lock:
+            self.state.faults.extend([fault] * times)
 
     def commits(self, repo_id: str) -> list[CommitView]:
         """The repo's commits on main, oldest first (the first one is the repo creation)."""
-        with self._lock:
-            repo = self._get(repo_id)
+        with self.state.lock:
+            repo = self.state.get(repo_id)
             return [
                 CommitView(c.oid, c.parent, c.title, c.description, tuple(sorted(c.files)), c.date)
                 for c in repo.history
             ]
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
-        with self._lock:
-            repo = self._get(repo_id)
+        with self.state.lock:
+            repo = self.state.get(repo_id)
             commit = repo.resolve(revision)
             return {path: repo.blobs[oid] for path, oid in sorted(commit.files.items())}
 
     @property
     def requests(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._requests)
+        with self.state.lock:
+            return list(self.state.requests)
 
     def commit_as_other(self, repo_id: str, content: bytes = b"written by another client\n") -> str:
         """Another writer's commit on main (adds or rewrites NOTES.md); returns its oid."""
-        with self._lock:
-            repo = self._get(repo_id)
-            previous = repo.head.files.get(FOREIGN_PATH)
-            if previous is not None and repo.blobs[previous] == content:
-                content += b"again\n"
-            landed = repo.commit(
-                title="Edit notes",
-                parent=None,
-                added={FOREIGN_PATH: content},
-                deleted_files=[],
-                deleted_folders=[],
-            )
-            return landed.oid
-
-    def _get(self, repo_id: str) -> Repo:
-        if repo_id not in self._repos:
-            raise KeyError(f"no repo {repo_id!r} on the fake Hub")
-        return self._repos[repo_id]
-
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            return self._faults.popleft() if self._faults else None
-
-    def _log(self, method: str, path: str, status: int, authorized: bool) -> None:
-        with self._lock:
-            self._requests.append(RequestRecord(method, path, status, authorized))
+        return self.state.commit_as_other(repo_id, content)

@@ -10,7 +10,7 @@ import base64
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import yaml
@@ -19,20 +19,19 @@ from aiohttp import web
 from tests.fake_hub.state import (
     INITIAL_GITATTRIBUTES,
     Commit,
+    HubState,
     MissingEntryError,
     Repo,
     StaleParentError,
 )
 
-if TYPE_CHECKING:
-    from tests.fake_hub.hub import FakeHub
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REPO = "/{ns}/{name}"
-HUB_KEY: web.AppKey[FakeHub] = web.AppKey("hub")
+HUB_KEY: web.AppKey[HubState] = web.AppKey("hub")
 
 
-def build_app(hub: FakeHub) -> web.Application:
+def build_app(hub: HubState) -> web.Application:
+    """The fake Hub's routes, answering from (and recording into) `hub`."""
     app = web.Application(middlewares=[_record, _authenticate], client_max_size=1 << 31)
     app[HUB_KEY] = hub
     api = "/api/datasets" + REPO
@@ -65,11 +64,11 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        hub._log(request.method, request.raw_path, exc.status, authorized)
+        hub.log(request.method, request.raw_path, exc.status, authorized)
         raise
     except Exception as exc:  # a fake-Hub bug: answer 500 naming it, never drop the connection
         response = error(500, f"fake Hub error in {request.method} {request.path}: {exc!r}")
-    hub._log(request.method, request.raw_path, response.status, authorized)
+    hub.log(request.method, request.raw_path, response.status, authorized)
     return response
 
 
@@ -85,13 +84,13 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
-def _hub(request: web.Request) -> FakeHub:
+def _hub(request: web.Request) -> HubState:
     return request.app[HUB_KEY]
 
 
 def _repo(request: web.Request) -> Repo | web.Response:
     repo_id = f"{request.match_info['ns']}/{request.match_info['name']}"
-    repo = _hub(request)._repos.get(repo_id)
+    repo = _hub(request).repos.get(repo_id)
     authorized = "Authorization" in request.headers
     if repo is None or (repo.private and not authorized):
         return error(404, f"Repository {repo_id} not found", "RepoNotFound")
@@ -120,8 +119,8 @@ async def create_repo(request: web.Request) -> web.Response:
     url = f"{hub.url}/datasets/{repo_id}"
     if body.get("type") != "dataset":
         return error(400, f"the fake Hub only serves dataset repos, not {body.get('type')!r}")
-    with hub._lock:
-        if repo_id in hub._repos:
+    with hub.lock:
+        if repo_id in hub.repos:
             return error(409, "You already created this dataset repo", url=url)
         private = body.get("visibility") == "private" or bool(body.get("private"))
         repo = Repo(repo_id=repo_id, private=private)
@@ -132,7 +131,7 @@ async def create_repo(request: web.Request) -> web.Response:
             deleted_files=[],
             deleted_folders=[],
         )
-        hub._repos[repo_id] = repo
+        hub.repos[repo_id] = repo
     return web.json_response({"url": url, "name": repo_id})
 
 
@@ -158,7 +157,7 @@ async def repo_info(request: web.Request) -> web.Response:
     repo = _repo(request)
     if isinstance(repo, web.Response):
         return repo
-    with hub._lock:
+    with hub.lock:
         head = _revision(request, repo)
         if isinstance(head, web.Response):
             return head
@@ -183,7 +182,7 @@ async def preupload(request: web.Request) -> web.Response:
     if isinstance(repo, web.Response):
         return repo
     body = await request.json()
-    with hub._lock:
+    with hub.lock:
         head = _revision(request, repo)
         if isinstance(head, web.Response):
             return head
@@ -223,14 +222,14 @@ async def commit(request: web.Request) -> web.Response:
             deleted_folders.append(value["path"])
         else:
             return error(400, f"the fake Hub does not accept {key!r} commit lines")
-    fault = hub._next_fault()
+    fault = hub.next_fault()
     if fault == "429-before":
         return error(429, "You have exceeded our hourly quotas for action: commit")
     if fault == "412":
         return error(412, "A commit has happened since. Please refresh and try again.")
     if fault == "foreign-commit":
-        hub.commit_as_other(repo.repo_id)
-    with hub._lock:
+        hub.commit_as_other(repo.repo_id, b"written by another client\n")
+    with hub.lock:
         if unquote(request.match_info["rev"]) != "main":
             return error(400, "the fake Hub only commits to main")
         try:
@@ -261,7 +260,7 @@ async def tree(request: web.Request) -> web.Response:
         return repo
     recursive = request.query.get("recursive", "false").lower() == "true"
     folder = unquote(request.match_info.get("path", ""))
-    with hub._lock:
+    with hub.lock:
         head = _revision(request, repo)
         if isinstance(head, web.Response):
             return head
@@ -285,7 +284,7 @@ async def paths_info(request: web.Request) -> web.Response:
         return repo
     form = await request.post()
     paths = [str(p) for p in form.getall("paths", [])]
-    with hub._lock:
+    with hub.lock:
         head = _revision(request, repo)
         if isinstance(head, web.Response):
             return head
@@ -298,7 +297,7 @@ async def commits(request: web.Request) -> web.Response:
     repo = _repo(request)
     if isinstance(repo, web.Response):
         return repo
-    with hub._lock:
+    with hub.lock:
         head = _revision(request, repo)
         if isinstance(head, web.Response):
             return head
@@ -322,7 +321,7 @@ async def resolve(request: web.Request) -> web.Response:
     if isinstance(repo, web.Response):
         return repo
     path = unquote(request.match_info["path"])
-    with hub._lock:
+    with hub.lock:
         head = _revision(request, repo)
         if isinstance(head, web.Response):
             return head

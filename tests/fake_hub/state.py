@@ -1,12 +1,22 @@
-"""In-memory repositories of the fake Hub: blobs, commits and the trees they snapshot."""
+"""The fake Hub's state: repositories (blobs, commits, trees) and the server-wide `HubState`.
+
+`HubState` is what the HTTP handlers (`server.build_app`) and the `FakeHub` controller share:
+neither imports the other.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 INITIAL_GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+FOREIGN_PATH = "NOTES.md"
+Fault = Literal["429-before", "429-after", "500-after", "412", "foreign-commit"]
+FAULTS: tuple[Fault, ...] = ("429-before", "429-after", "500-after", "412", "foreign-commit")
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -132,3 +142,56 @@ class Repo:
 def _tree_oid(commit: Commit, folder: str) -> str:
     members = sorted((p, o) for p, o in commit.files.items() if p.startswith(folder + "/"))
     return hashlib.sha1(repr(members).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    path: str  # raw path and query string, exactly as received
+    status: int
+    authorized: bool
+
+
+@dataclass
+class HubState:
+    """Everything the server answers from; every access to `repos`, `faults` and `requests`
+    holds `lock` (the server thread and the test thread both use them)."""
+
+    token: str | None
+    user: str
+    page_size: int
+    url: str = ""
+    repos: dict[str, Repo] = field(default_factory=dict)
+    faults: deque[Fault] = field(default_factory=deque)
+    requests: list[RequestRecord] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def get(self, repo_id: str) -> Repo:
+        with self.lock:
+            if repo_id not in self.repos:
+                raise KeyError(f"no repo {repo_id!r} on the fake Hub")
+            return self.repos[repo_id]
+
+    def next_fault(self) -> Fault | None:
+        with self.lock:
+            return self.faults.popleft() if self.faults else None
+
+    def log(self, method: str, path: str, status: int, authorized: bool) -> None:
+        with self.lock:
+            self.requests.append(RequestRecord(method, path, status, authorized))
+
+    def commit_as_other(self, repo_id: str, content: bytes) -> str:
+        """Another writer's commit on main (adds or rewrites NOTES.md); returns its oid."""
+        with self.lock:
+            repo = self.get(repo_id)
+            previous = repo.head.files.get(FOREIGN_PATH)
+            if previous is not None and repo.blobs[previous] == content:
+                content += b"again\n"
+            landed = repo.commit(
+                title="Edit notes",
+                parent=None,
+                added={FOREIGN_PATH: content},
+                deleted_files=[],
+                deleted_folders=[],
+            )
+            return landed.oid

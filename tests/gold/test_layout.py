@@ -11,7 +11,7 @@ import pytest
 
 from models.errors import InputError
 from models.silver import SILVER_SCHEMAS
-from tasks.publish import build_layout, layout
+from tasks.publish import PublishError, build_layout, layout
 from tasks.publish.layout import arrow_schema
 
 EXPECTED_FILES = {
@@ -200,6 +200,17 @@ def test_stale_staged_files_are_removed(make_silver, tmp_path: Path) -> None:
 
 
 def test_empty_datasets_produce_no_config(make_silver, tmp_path: Path) -> None:
-    silver = {name: frame.head(0) for name, frame in make_silver(1).items()}
+    silver = make_silver(1)
+    silver["funding"] = silver["funding"].head(0)
     manifest = build_layout(silver, tmp_path)
-    assert manifest.files == () and manifest.configs == ()
+    assert "funding" not in {c.config for c in manifest.configs}
+    assert not (tmp_path / "data" / "funding").exists()
+
+
+def test_all_empty_silver_is_refused_naming_the_warehouse(make_silver, tmp_path: Path) -> None:
+    """Injected: every silver frame empty (a missing or mistyped warehouse scans as empty).
+    Held: `PublishError` naming the warehouse, and no data file staged."""
+    silver = {name: frame.head(0) for name, frame in make_silver(1).items()}
+    with pytest.raises(PublishError, match=r"silver warehouse /no/such/warehouse has no rows"):
+        build_layout(silver, tmp_path, source="/no/such/warehouse")
+    assert not list(tmp_path.rglob("*.parquet"))

@@ -117,8 +117,9 @@ def test_removed_config_is_deleted_in_the_same_commit(
     silver = make_silver(3)
     del silver["funding"]
     smaller = stage_dataset(silver, tmp_path / "nofunding")
-    report = publish(fake_hub, tmp_path / "nofunding", smaller)
+    report = publish(fake_hub, tmp_path / "nofunding", smaller, allow_shrink=True)
     assert len(publishes(fake_hub)) == 2
+    assert report.shrunk == ("funding: files 2 -> 0, rows 54 -> 0 (config no longer built)",)
     assert report.deleted == ("data/funding/2023.parquet", "data/funding/2024.parquet")
     assert report.changed == ("README.md",) and report.added == ()
     assert not any(p.startswith("data/funding/") for p in fake_hub.files(REPO))
@@ -204,7 +205,7 @@ def test_token_never_leaks(
     reports.append(
         publish(fake_hub, tmp_path / "d4", stage_dataset(make_silver(4), tmp_path / "d4"))
     )
-    reports.append(publish(fake_hub, staging, manifest, dry_run=True))
+    reports.append(publish(fake_hub, staging, manifest, dry_run=True, allow_shrink=True))
     with pytest.raises(PublishError) as wrong:
         publish_to_hub(
             staging,

@@ -58,7 +58,9 @@ def test_stale_data_files_are_deleted_and_others_kept(
     (out / "data" / "old_config" / "2020.parquet").write_bytes(b"stale")
     silver = make_silver(3)
     del silver["open_interest"]
-    report = publish_to_local(tmp_path / "b", stage_dataset(silver, tmp_path / "b"), local_dir=out)
+    report = publish_to_local(
+        tmp_path / "b", stage_dataset(silver, tmp_path / "b"), local_dir=out, allow_shrink=True
+    )
     assert set(report.deleted) == {
         "data/old_config/2020.parquet",
         "data/open_interest/2023.parquet",
