@@ -23,6 +23,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from clients.allowance import AllowanceBackend, AsyncLimiter, LimiterKey, LocalAllowance, Ticket
 from clients.frames import DecodeError, Provenance, empty_frame
 from clients.pagination import PaginationError, Paginator, Params
 from clients.protocol import (
@@ -34,7 +35,7 @@ from clients.protocol import (
     RequestStats,
     UnknownSymbol,
 )
-from clients.ratelimit import Limiter, LimitSpec, shared_limiter
+from clients.ratelimit import LimitSpec
 from models.enums import Dataset, Exchange, Interval, MarketKind
 from models.errors import InputError
 
@@ -51,6 +52,7 @@ class RetryPolicy:
     max_delay: float = 20.0
     timeout: float = 30.0  # whole request, seconds
     rate_limit_pause: float = 2.0  # pause after a 429 without Retry-After
+    firewall_pause: float = 30.0  # pause after a firewall refusal (Binance 403) without one
 
 
 class Retryable(Exception):
@@ -111,10 +113,12 @@ class BaseClient(ABC):
         retry: RetryPolicy | None = None,
         max_concurrency: int = 8,
         rate_limit_scale: float = 1.0,
+        allowance: AllowanceBackend | None = None,
     ) -> None:
         self.base_urls = dict(base_urls or self.hosts)
         self.rate_limits = rate_limits
         self.rate_limit_scale = rate_limit_scale
+        self.allowance = allowance or LocalAllowance()
         self.retry = retry or RetryPolicy()
         self.stats = RequestStats()
         self._session = session
@@ -158,15 +162,16 @@ class BaseClient(ABC):
         """The (bucket, spec, cost) pairs a request is charged to; exchanges override."""
         return ()
 
-    def limiters(self, request: Request) -> list[tuple[Limiter, float]]:
+    def limiters(self, request: Request) -> list[tuple[AsyncLimiter, float]]:
         base = self.base_urls[request.host]
         scale = self.rate_limit_scale
         key_scale = "" if scale == 1.0 else f"x{scale}"
         return [
             (
-                shared_limiter(
+                self.allowance.limiter(
                     (self.exchange.value, bucket, base + key_scale),
                     spec.scaled(scale) if self.rate_limits else None,
+                    self.gate_key,
                 ),
                 cost,
             )
@@ -174,13 +179,21 @@ class BaseClient(ABC):
         ]
 
     @property
-    def gate(self) -> Limiter:
-        """The exchange-wide gate every request passes: a 429 closes it for all of them."""
+    def gate_key(self) -> LimiterKey:
         hosts = ",".join(sorted(set(self.base_urls.values())))
-        return shared_limiter((self.exchange.value, "gate", hosts), None)
+        return (self.exchange.value, "gate", hosts)
 
-    def observe_headers(
-        self, request: Request, headers: Mapping[str, str], limiters: list[tuple[Limiter, float]]
+    @property
+    def gate(self) -> AsyncLimiter:
+        """The exchange-wide gate every request passes: a 429 closes it for all of them (for
+        every process, with a shared allowance)."""
+        return self.allowance.limiter(self.gate_key, None, self.gate_key)
+
+    async def observe_headers(
+        self,
+        request: Request,
+        headers: Mapping[str, str],
+        limiters: list[tuple[AsyncLimiter, float]],
     ) -> None:
         """Align limiters with usage headers the exchange sends (Binance)."""
         return None  # only exchanges that send usage headers override this
@@ -229,33 +242,33 @@ class BaseClient(ABC):
         limiters = self.limiters(request)
         gate = self.gate
         # Every limiter holds the request from its send until its answer (see `finished`).
-        tickets: list[tuple[Limiter, int]] = []
+        tickets: list[tuple[AsyncLimiter, Ticket]] = []
         try:
             while True:
                 await gate.acquire(0)
                 for limiter, cost in limiters:
                     tickets.append((limiter, await limiter.acquire(cost)))
-                if gate.clock() >= gate.paused_until:
+                if await gate.paused_for() <= 0:
                     break
                 # A 429 closed the gate while this request waited for its slot: book a fresh
                 # one after the pause (the unsent one stays counted: errs on the safe side).
-                self._finished(tickets)
+                await self._finished(tickets)
             return await self._send(request, limiters, gate, tickets)
         finally:
-            self._finished(tickets)
+            await self._finished(tickets)
 
     @staticmethod
-    def _finished(tickets: list[tuple[Limiter, int]]) -> None:
+    async def _finished(tickets: list[tuple[AsyncLimiter, Ticket]]) -> None:
         while tickets:
             limiter, ticket = tickets.pop()
-            limiter.finished(ticket)
+            await limiter.finished(ticket)
 
     async def _send(
         self,
         request: Request,
-        limiters: list[tuple[Limiter, float]],
-        gate: Limiter,
-        tickets: list[tuple[Limiter, int]],
+        limiters: list[tuple[AsyncLimiter, float]],
+        gate: AsyncLimiter,
+        tickets: list[tuple[AsyncLimiter, Ticket]],
     ) -> Any:
         url = self.base_urls[request.host] + request.path
         self.stats.requests += 1
@@ -269,20 +282,21 @@ class BaseClient(ABC):
                 status = response.status
                 headers = response.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
-            self._finished(tickets)
+            await self._finished(tickets)
             kind = type(exc).__name__
             raise Retryable(
                 self.error(ExchangeUnavailable, f"request failed: {kind} {exc}", request)
             ) from None
-        self._finished(tickets)  # answered: the exchange has counted it by now
-        self.observe_headers(request, headers, limiters)
+        await self._finished(tickets)  # answered: the exchange has counted it by now
+        await self.observe_headers(request, headers, limiters)
         try:
             return self.classify(request, status, headers, body)
         except Retryable as exc:
             if isinstance(exc.error, RateLimited):
                 self.stats.rate_limited += 1
-                # Hold every request to this exchange (in this process) until Retry-After.
-                gate.pause(exc.retry_after or self.retry.rate_limit_pause)
+                # Hold every request to this exchange (in every process drawing on the same
+                # allowance) until Retry-After.
+                await gate.pause(exc.retry_after or self.retry.rate_limit_pause)
             raise
 
     def _wait(self, state: RetryCallState) -> float:

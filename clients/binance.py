@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import orjson
 import polars as pl
 
+from clients.allowance import AsyncLimiter
 from clients.base import (
     BaseClient,
     Request,
@@ -29,7 +30,7 @@ from clients.frames import (
 )
 from clients.pagination import AscendingCursor, Params, plan_windows
 from clients.protocol import BadRequest, ExchangeUnavailable, RateLimited, UnknownSymbol
-from clients.ratelimit import Limiter, LimitSpec
+from clients.ratelimit import LimitSpec
 from models.enums import OPEN_INTEREST_PERIOD, Dataset, Exchange, Interval, MarketKind
 from models.symbols import unify
 
@@ -87,16 +88,20 @@ class BinanceClient(BaseClient):
             specs.append(("futures-data", FUTURES_DATA_REQUESTS, 1.0))
         return specs
 
-    def observe_headers(
-        self, request: Request, headers: Mapping[str, str], limiters: list[tuple[Limiter, float]]
+    async def observe_headers(
+        self,
+        request: Request,
+        headers: Mapping[str, str],
+        limiters: list[tuple[AsyncLimiter, float]],
     ) -> None:
         used = headers.get("X-MBX-USED-WEIGHT-1M") or headers.get("X-MBX-USED-WEIGHT")
         if used is None or not limiters:
             return
         try:
-            limiters[0][0].observe_used(float(used))
+            weight = float(used)
         except ValueError:
             return
+        await limiters[0][0].observe_used(weight)
 
     def classify(
         self, request: Request, status: int, headers: Mapping[str, str], body: bytes
@@ -110,6 +115,13 @@ class BinanceClient(BaseClient):
                 RateLimited, message or "rate limited", request, status=status, code=code
             )
             raise Retryable(error, retry_after=retry_after)
+        if status == 403:
+            # The web application firewall's limit (the body may be an HTML page): back off
+            # like a 429, for every process, never in a tight loop.
+            shown = "firewall limit (HTTP 403)" + (f": {message}" if message else "")
+            error = self.error(RateLimited, shown[:200], request, status=status, code=code)
+            pause = retry_after_seconds(headers) or self.retry.firewall_pause
+            raise Retryable(error, retry_after=pause)
         if status >= 500:
             raise Retryable(
                 self.error(

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 
+from clients.allowance import AllowanceBackend, allowance_backend
 from clients.base import BaseClient, RetryPolicy
 from clients.binance import BinanceClient
 from clients.coinbase import CoinbaseClient
@@ -29,6 +30,8 @@ def make_client(
     rate_limits: bool = True,
     retry: RetryPolicy | None = None,
     rate_limit_scale: float = 1.0,
+    allowance: str | AllowanceBackend | None = None,
+    allowance_fallback_processes: int = 0,
 ) -> BaseClient:
     """A client for `exchange`; with `sandbox_url` every exchange host is replaced by it.
 
@@ -37,6 +40,11 @@ def make_client(
 
     `rate_limits=False` turns client-side pacing off (benchmarks against a sandbox with limits
     off); `rate_limit_scale` scales every allowance (a sandbox run with scaled limits).
+
+    `allowance` is where the allowance is kept (`CRYPTO_PIPELINE_ALLOWANCE`): `local` (default,
+    this process), `local/N` (1/N of it per process) or a Redis URL shared by every process
+    (see `clients.allowance.allowance_backend`; an unreachable Redis raises
+    `AllowanceUnavailable` unless `allowance_fallback_processes` > 0 picks `local/N`).
     """
     cls = CLIENTS[Exchange(exchange)]
     base_urls = None
@@ -49,6 +57,7 @@ def make_client(
         rate_limits=rate_limits,
         retry=retry,
         rate_limit_scale=rate_limit_scale,
+        allowance=allowance_backend(allowance, fallback_processes=allowance_fallback_processes),
     )
 
 
@@ -59,6 +68,7 @@ async def open_clients(
     *,
     rate_limits: bool = True,
     retry: RetryPolicy | None = None,
+    allowance: str | AllowanceBackend | None = None,
 ) -> AsyncIterator[dict[Exchange, BaseClient]]:
     """Clients for several exchanges on one shared session, closed on exit."""
     async with aiohttp.ClientSession(
@@ -72,6 +82,7 @@ async def open_clients(
                 session=session,
                 rate_limits=rate_limits,
                 retry=retry,
+                allowance=allowance,
             )
             for ex in exchanges
         }

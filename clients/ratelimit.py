@@ -5,7 +5,8 @@ cost fits the allowance and returns it; `acquire(cost)` sleeps until then and re
 that the sender hands back with `finished(ticket)` once the response (or the failure) is in.
 Booking happens under a thread lock with no awaits, so one limiter can be shared by every client
 instance, task and event loop of the process (see `shared_limiter`). A 429 pauses the whole
-limiter (`pause`).
+limiter (`pause`). Processes that share one address share one allowance through
+`clients.allowance` (Redis) instead.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
 DEFAULT_PERP_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _URI_SCHEMES = ("s3://", "file://")
+ALLOWANCE_ENV = "CRYPTO_PIPELINE_ALLOWANCE"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_LOCAL_SHARE_RE = re.compile(r"^local(?:/([1-9][0-9]{0,3}))?$")
 
 
 def validate_warehouse_uri(uri: str) -> str:
@@ -34,6 +37,27 @@ def validate_warehouse_uri(uri: str) -> str:
     if any(ord(c) < 32 for c in text):
         raise InputError(f"warehouse URI {uri!r} contains control characters")
     return text
+
+
+def validate_allowance(choice: str) -> str:
+    """Accept `local`, `local/N` (N processes share one address: each takes 1/N) or a Redis URL."""
+    text = choice.strip()
+    if _LOCAL_SHARE_RE.match(text.lower()):
+        return text.lower()
+    if text.lower().startswith(REDIS_SCHEMES) and len(text) > text.index("://") + 3:
+        return text
+    raise InputError(
+        f"{ALLOWANCE_ENV}={choice!r} is not an allowance backend: use local, local/N "
+        "(N processes on one address) or redis://host:6379/0"
+    )
+
+
+def local_share(choice: str) -> int | None:
+    """N of a `local/N` allowance (1 for `local`); None for a shared backend (a URL)."""
+    found = _LOCAL_SHARE_RE.match(choice)
+    if found is None:
+        return None
+    return int(found.group(1) or 1)
 
 
 def validate_repo_id(repo_id: str) -> str:
@@ -67,6 +91,13 @@ class Settings(BaseSettings):
     # off (benchmarks); the scale matches a sandbox run with proportionally shrunk limits.
     client_rate_limits: bool = True
     rate_limit_scale: float = Field(default=1.0, gt=0, le=1.0)
+    # Where the exchanges' allowance is kept (see .env.example): `local` for a lone process,
+    # `local/N` for N processes behind one address without Redis, or a Redis URL shared by
+    # every process and worker leaving through one address.
+    allowance: str = "local"
+    # With a Redis allowance unreachable at start: 0 refuses to start; N > 0 runs on `local/N`
+    # (logged as a warning).
+    allowance_fallback_processes: int = Field(default=0, ge=0, le=1024)
     # HF_TOKEN (no prefix) is read by `hf_token()`; never a field so it never reaches a dump.
 
     @field_validator("warehouse")
@@ -74,6 +105,14 @@ class Settings(BaseSettings):
     def _warehouse(cls, v: str) -> str:
         try:
             return validate_warehouse_uri(v)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("allowance")
+    @classmethod
+    def _allowance(cls, v: str) -> str:
+        try:
+            return validate_allowance(v)
         except InputError as exc:
             raise ValueError(str(exc)) from None
 
