@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--repo-id", help="ORG/NAME of a Hugging Face dataset repo")
     publish.add_argument("--local-dir", help="write the dataset layout to this folder")
     publish.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    publish.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish even if a config would have fewer files or rows than the published dataset",
+    )
 
     coverage = sub.add_parser("coverage", help="expected vs present rows, gaps, quarantined rows")
     coverage.add_argument("--dataset", help="ohlcv, funding, open_interest or instruments")
@@ -169,6 +174,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 repo_id=args.repo_id,
                 local_dir=args.local_dir,
                 dry_run=args.dry_run,
+                allow_shrink=args.allow_shrink,
                 return_state=True,
             ),
             title="publish",
@@ -177,6 +183,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if code == 0:
         report = asyncio.run(state.aresult())
         out.print(report.line())
+        for line in report.shrunk:
+            out.print(f"shrunk on purpose: {line}")
         if report.commit_url:
             out.print(f"commit: {report.commit_url}")
     return code

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +15,7 @@ from flows.entry import run_settings
 from models.enums import Layer
 from models.settings import Settings, hf_token, validate_repo_id
 from storage import SILVER_DATASETS, Warehouse
-
-
-@dataclass
-class GoldReport:
-    """A publish: where to, files added, changed, deleted and unchanged, bytes sent."""
-
-    target: str
-    added: int
-    changed: int
-    deleted: int
-    unchanged: int
-    bytes_uploaded: int
-    commit_url: str | None
-    dry_run: bool
-
-    def line(self) -> str:
-        """One line for the CLI."""
-        return (
-            f"{self.target}: {self.added} added, {self.changed} changed, {self.deleted} "
-            f"deleted, {self.unchanged} unchanged, {self.bytes_uploaded:,} bytes"
-            + (" (dry run)" if self.dry_run else "")
-        )
+from tasks.publish.report import PublishReport
 
 
 def publish_dataset(
@@ -47,6 +25,7 @@ def publish_dataset(
     local_dir: str | None,
     dry_run: bool = False,
     endpoint: str | None = None,
+    allow_shrink: bool = False,
 ) -> Any:
     """Build the layout in a staging folder and publish it; returns a `PublishReport`.
 
@@ -63,7 +42,7 @@ def publish_dataset(
     coverage = warehouse.coverage.query(layer=Layer.SILVER)
     staging = Path(tempfile.mkdtemp(prefix="crypto-pipeline-gold-"))
     try:
-        manifest = build_layout(silver, staging)
+        manifest = build_layout(silver, staging, source=settings.warehouse)
         card = render_card(manifest, repo_id=repo_id, coverage=coverage)
         manifest = manifest.with_card(staging, card)
         if repo_id:
@@ -74,45 +53,59 @@ def publish_dataset(
                 token=hf_token(settings.hf_token_block),
                 endpoint=endpoint,
                 dry_run=dry_run,
+                allow_shrink=allow_shrink,
             )
         target = Path(local_dir or settings.publish_dir)
-        return publish_to_local(staging, manifest, local_dir=target, dry_run=dry_run)
+        return publish_to_local(
+            staging, manifest, local_dir=target, dry_run=dry_run, allow_shrink=allow_shrink
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 async def publish_stage(
-    settings: Settings, *, repo_id: str | None, local_dir: str | None, dry_run: bool = False
-) -> GoldReport:
+    settings: Settings,
+    *,
+    repo_id: str | None,
+    local_dir: str | None,
+    dry_run: bool = False,
+    allow_shrink: bool = False,
+) -> PublishReport:
     """Publish and leave a readable artifact of the diff (never the token)."""
-    report = await asyncio.to_thread(
-        publish_dataset, settings, repo_id=repo_id, local_dir=local_dir, dry_run=dry_run
+    report: PublishReport = await asyncio.to_thread(
+        publish_dataset,
+        settings,
+        repo_id=repo_id,
+        local_dir=local_dir,
+        dry_run=dry_run,
+        allow_shrink=allow_shrink,
     )
     await acreate_markdown_artifact(
         report.to_markdown(), key="gold-publish", description="Files added, changed and deleted"
     )
-    return GoldReport(
-        target=report.target,
-        added=len(report.added),
-        changed=len(report.changed),
-        deleted=len(report.deleted),
-        unchanged=report.unchanged,
-        bytes_uploaded=report.bytes_uploaded,
-        commit_url=report.commit_url,
-        dry_run=report.dry_run,
-    )
+    return report
 
 
 @flow(name="gold", log_prints=False, flow_run_name="publish")
 async def gold_flow(
-    repo_id: str | None = None, local_dir: str | None = None, dry_run: bool = False
-) -> GoldReport:
+    repo_id: str | None = None,
+    local_dir: str | None = None,
+    dry_run: bool = False,
+    allow_shrink: bool = False,
+) -> PublishReport:
     """Publish the dataset to a Hugging Face dataset repo, or to a local dataset folder.
 
     `repo_id` defaults to `CRYPTO_PIPELINE_HF_REPO_ID`; without one, the local folder
     (`local_dir`, default `CRYPTO_PIPELINE_PUBLISH_DIR`) is written. The token is never a
-    parameter: it comes from HF_TOKEN or the Prefect Secret block `hf-token`.
+    parameter: it comes from HF_TOKEN or the Prefect Secret block `hf-token`. A build with fewer
+    files or rows than the published dataset for any config is refused unless `allow_shrink`.
     """
     settings = run_settings()
     target_repo = repo_id or (None if local_dir else settings.hf_repo_id)
-    return await publish_stage(settings, repo_id=target_repo, local_dir=local_dir, dry_run=dry_run)
+    return await publish_stage(
+        settings,
+        repo_id=target_repo,
+        local_dir=local_dir,
+        dry_run=dry_run,
+        allow_shrink=allow_shrink,
+    )

@@ -41,6 +41,8 @@ class RunContext:
                 sandbox_url=self.settings.sandbox_url,
                 rate_limits=self.settings.client_rate_limits,
                 rate_limit_scale=self.settings.rate_limit_scale,
+                allowance=self.settings.allowance,
+                allowance_fallback_processes=self.settings.allowance_fallback_processes,
             )
         return client
 

@@ -46,6 +46,14 @@ class PublishReport:
             shrunk=shrunk,
         )
 
+    def line(self) -> str:
+        """One line for the CLI."""
+        return (
+            f"{self.target}: {len(self.added)} added, {len(self.changed)} changed, "
+            f"{len(self.deleted)} deleted, {self.unchanged} unchanged, "
+            f"{self.bytes_uploaded:,} bytes" + (" (dry run)" if self.dry_run else "")
+        )
+
     @property
     def has_changes(self) -> bool:
         return bool(self.added or self.changed or self.deleted)
