@@ -45,6 +45,15 @@ def is_closed(day: date, *, now: datetime | None = None) -> bool:
     return day_start(day) + timedelta(days=1) <= now
 
 
+def check_range(start: date, end: date) -> None:
+    """Raise ValueError for a reversed range or one ending in the future (UTC)."""
+    if end < start:
+        raise ValueError(f"reversed date range: start {start} is after end {end}")
+    today = utc_today()
+    if end > today:
+        raise ValueError(f"end date {end} is in the future (today is {today} UTC)")
+
+
 class DateRange(BaseModel):
     """An inclusive range of UTC days, refused if reversed or in the future."""
 
@@ -55,11 +64,7 @@ class DateRange(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> DateRange:
-        if self.end < self.start:
-            raise ValueError(f"reversed date range: start {self.start} is after end {self.end}")
-        today = utc_today()
-        if self.end > today:
-            raise ValueError(f"end date {self.end} is in the future (today is {today} UTC)")
+        check_range(self.start, self.end)
         return self
 
     def days(self) -> Iterator[date]:

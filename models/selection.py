@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.dates import DateRange, parse_date, utc_today
+from models.dates import DateRange, check_range, parse_date
 from models.enums import EXCHANGE_DATASETS, Dataset, Exchange, Interval, parse_enum_list
 from models.errors import InputError
 from models.partitions import DAILY_DATASETS, NATIVE_INTERVALS, RESAMPLED_FROM, PartitionSpec
@@ -88,11 +88,7 @@ class Selection(BaseModel):
 
     @model_validator(mode="after")
     def _range(self) -> Selection:
-        if self.end < self.start:
-            raise ValueError(f"reversed date range: start {self.start} is after end {self.end}")
-        today = utc_today()
-        if self.end > today:
-            raise ValueError(f"end date {self.end} is in the future (today is {today} UTC)")
+        check_range(self.start, self.end)
         return self
 
     @classmethod
