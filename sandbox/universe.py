@@ -181,7 +181,7 @@ _COUNTS: dict[tuple[str, str, str], int] = {
 
 def _named(exchange: str, kind: str, symbol: str) -> dict[str, object]:
     """The documented status of a named listing, as Listing fields."""
-    delisted = {"delisted_ms": utc_ms(NAMED_DELISTED)}
+    delisted: dict[str, object] = {"delisted_ms": utc_ms(NAMED_DELISTED)}
     if kind == SPOT and exchange == "binance":
         if symbol == DELISTED_SPOT:
             return delisted
