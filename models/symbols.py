@@ -80,7 +80,7 @@ class UniverseRule:
 
 
 MAX_TOP = 1000
-_RULE_RE = re.compile(r"^(top):([0-9]{1,4})(?::([A-Z]{2,6}))?$|^(all):([A-Z]{2,6})$")
+_RULE_RE = re.compile(r"^(TOP):([0-9]{1,4})(?::([A-Z]{2,6}))?$|^(ALL):([A-Z]{2,6})$")
 
 
 def is_rule(raw: str) -> bool:

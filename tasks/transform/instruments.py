@@ -80,7 +80,6 @@ def merge_history(previous: pl.DataFrame | None, snapshot: pl.DataFrame) -> pl.D
     if previous is None or previous.is_empty():
         return current.sort(HISTORY_KEY)
     before = conform(previous, HISTORY_SCHEMA)
-    taken = snapshot.get_column(FETCHED_AT).max() if snapshot.height else None
     both = pl.concat([before, current], how="vertical")
     first = pl.col("first_seen").min().over(HISTORY_KEY)
     merged = (
@@ -88,8 +87,9 @@ def merge_history(previous: pl.DataFrame | None, snapshot: pl.DataFrame) -> pl.D
         .with_columns(first.alias("first_seen"))
         .unique(HISTORY_KEY, keep="last", maintain_order=True)
     )
-    if taken is not None:  # listed: present in the newest snapshot
-        merged = merged.with_columns((pl.col("last_seen") >= taken).alias("listed"))
+    # listed: present in the exchange's newest snapshot (whatever order they came in)
+    newest = pl.col("last_seen").max().over("exchange")
+    merged = merged.with_columns((pl.col("last_seen") >= newest).alias("listed"))
     return conform(merged, HISTORY_SCHEMA).sort(HISTORY_KEY)
 
 
