@@ -33,14 +33,19 @@ from clients.protocol import (
     Instrument,
     RateLimited,
     RequestStats,
+    UnavailableAtSource,
     UnknownSymbol,
 )
 from clients.ratelimit import LimitSpec
 from models.enums import Dataset, Exchange, Interval, MarketKind
 from models.errors import InputError
+from models.symbols import split_symbol
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# Status of an instrument resolved by the exchange's id scheme (it is in no listing we have).
+UNLISTED_STATUS = "unlisted"
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,9 @@ class BaseClient(ABC):
         self._instruments: dict[MarketKind, dict[str, Instrument]] = {}
         self._instrument_frames: dict[MarketKind, pl.DataFrame] = {}
         self._instrument_locks: dict[MarketKind, asyncio.Lock] = {}
+        # Instruments resolved outside today's listing, and the listing history to use.
+        self._unlisted: dict[tuple[MarketKind, str], Instrument] = {}
+        self._history: dict[tuple[MarketKind, str], Instrument] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -342,6 +350,8 @@ class BaseClient(ABC):
             async for try_ in retrying:
                 with try_:
                     return await attempt()
+        except UnknownSymbol as exc:
+            raise self.unavailable(exc) from None
         except Retryable as exc:
             error = exc.error
             final_cls = RateLimited if isinstance(error, RateLimited) else ExchangeUnavailable
@@ -400,10 +410,24 @@ class BaseClient(ABC):
             )
         return found
 
-    async def resolve(self, symbol: str, kind: MarketKind) -> Instrument:
-        """Map a unified symbol to the exchange's listing; raises `UnknownSymbol`."""
+    async def resolve(self, symbol: str, kind: MarketKind, *, unlisted: bool = False) -> Instrument:
+        """Map a unified symbol to the exchange's listing; raises `UnknownSymbol`.
+
+        Today's listing comes first, whatever the listing's status (a Binance `BREAK` symbol,
+        a delivering perpetual, a Coinbase `delisted` product keep their status). A symbol
+        missing from it resolves only with `unlisted` (a backfill of a symbol that no longer
+        trades), and is then remembered by this client: from the listing history given to
+        `remember_listings` (its recorded native id), else by the exchange's documented id
+        scheme (`native_id`), each with a notice. A data request for such an instrument
+        that the exchange answers "unknown instrument" raises `UnavailableAtSource`.
+        """
         await self.instruments(kind)
-        found = self._instruments[kind].get(symbol.upper())
+        key = symbol.upper()
+        found = self._instruments[kind].get(key) or self._unlisted.get((kind, key))
+        if found is not None:
+            return found
+        if unlisted:
+            found = self._from_history(key, kind) or self._by_scheme(key, kind)
         if found is None:
             raise UnknownSymbol(
                 f"{symbol} is not listed on {self.exchange} ({kind})",
@@ -411,7 +435,101 @@ class BaseClient(ABC):
                 endpoint="instruments",
                 symbol=symbol,
             )
+        self._unlisted[(kind, key)] = found
         return found
+
+    def remember_listings(self, history: pl.DataFrame) -> None:
+        """Listings this exchange had (silver instruments history rows: exchange, symbol,
+        native_symbol, base, quote, kind, status; other columns ignored), for `resolve` of a
+        symbol no longer in today's listing. Rows of other exchanges are ignored."""
+        if history.is_empty():
+            return
+        rows = history.filter(pl.col("exchange") == self.exchange.value)
+        if "last_seen" in rows.columns:  # the newest row of a symbol wins
+            rows = rows.sort("last_seen", nulls_last=False)
+        for row in rows.iter_rows(named=True):
+            kind = MarketKind(row["kind"])
+            self._history[(kind, row["symbol"])] = Instrument(
+                exchange=self.exchange,
+                symbol=row["symbol"],
+                native_symbol=row["native_symbol"],
+                base=row["base"],
+                quote=row["quote"],
+                kind=kind,
+                status=row["status"],
+            )
+
+    async def quote_volumes(
+        self, kind: MarketKind, symbols: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """24 h traded volume in quote currency per unified symbol of today's listing, from
+        the exchange's ticker endpoint (`symbols`: only those, where the exchange asks per
+        symbol). Exchanges without one raise `BadRequest`."""
+        raise self.unsupported(Dataset.INSTRUMENTS, "tickers", "", "no 24h ticker endpoint")
+
+    async def natives(self, kind: MarketKind) -> dict[str, str]:
+        """Today's listing: native id -> unified symbol."""
+        frame = await self.instruments(kind)
+        return dict(zip(frame["native_symbol"].to_list(), frame["symbol"].to_list(), strict=True))
+
+    def native_id(self, base: str, quote: str, kind: MarketKind) -> str | None:
+        """The exchange's documented id of a listing (None: no scheme, or no such market)."""
+        return None
+
+    def _from_history(self, symbol: str, kind: MarketKind) -> Instrument | None:
+        found = self._history.get((kind, symbol))
+        if found is not None:
+            log.warning(
+                "%s: %s (%s) is not in today's listing: using its recorded id %s (status %s)",
+                self.exchange,
+                symbol,
+                kind,
+                found.native_symbol,
+                found.status,
+            )
+        return found
+
+    def _by_scheme(self, symbol: str, kind: MarketKind) -> Instrument | None:
+        try:
+            base, quote = split_symbol(symbol)
+        except InputError:
+            return None
+        native = self.native_id(base, quote, kind)
+        if native is None:
+            return None
+        log.warning(
+            "%s: %s (%s) is not in today's listing: trying the documented id %s",
+            self.exchange,
+            symbol,
+            kind,
+            native,
+        )
+        return Instrument(
+            exchange=self.exchange,
+            symbol=symbol,
+            native_symbol=native,
+            base=base,
+            quote=quote,
+            kind=kind,
+            status=UNLISTED_STATUS,
+        )
+
+    def unavailable(self, error: UnknownSymbol) -> ExchangeError:
+        """`error` as `UnavailableAtSource` when it names an instrument resolved outside
+        today's listing (the exchange dropped it and no longer serves it); else `error`."""
+        symbol = (error.symbol or "").upper()
+        found = [inst for (_, key), inst in self._unlisted.items() if key == symbol]
+        if not found:
+            return error
+        return UnavailableAtSource(
+            f"{found[0].native_symbol} is no longer served: {self.exchange} dropped it from "
+            f"its listing and answers {error.message!r} (delisted)",
+            exchange=self.exchange,
+            endpoint=error.endpoint,
+            symbol=error.symbol,
+            status=error.status,
+            code=error.code,
+        )
 
     # -- datasets (ExchangeClient protocol; each exchange implements them) -----------------
 

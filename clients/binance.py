@@ -40,6 +40,8 @@ FUTURES_INFO = "/fapi/v1/exchangeInfo"
 FUNDING = "/fapi/v1/fundingRate"
 OI_SNAPSHOT = "/fapi/v1/openInterest"
 OI_HISTORY = "/futures/data/openInterestHist"
+SPOT_TICKERS = "/api/v3/ticker/24hr"
+FUTURES_TICKERS = "/fapi/v1/ticker/24hr"
 
 KLINES_LIMIT = 1000
 FUNDING_LIMIT = 1000
@@ -54,6 +56,8 @@ WEIGHTS: Mapping[str, int] = {
     SPOT_INFO: 20,
     FUTURES_INFO: 1,
     FUNDING: 1,
+    SPOT_TICKERS: 80,  # every symbol
+    FUTURES_TICKERS: 40,  # every symbol
     OI_SNAPSHOT: 1,
     OI_HISTORY: 0,
 }
@@ -64,6 +68,9 @@ FUNDING_REQUESTS = LimitSpec("window", 500, 300.0, margin=0.5, budget=0.97)
 FUTURES_DATA_REQUESTS = LimitSpec("window", 1000, 300.0, margin=0.5, budget=0.97)
 
 UNKNOWN_SYMBOL_CODES = frozenset({-1121})
+# Perpetual contract types: `PERPETUAL_DELIVERING` is a perpetual being delisted (it trades,
+# and its history stays, until delivery), so it is listed like any other.
+PERPETUAL_TYPES = frozenset({"PERPETUAL", "PERPETUAL_DELIVERING"})
 
 
 class BinanceClient(BaseClient):
@@ -140,7 +147,36 @@ class BinanceClient(BaseClient):
 
     # -- instruments -----------------------------------------------------------------------
 
+    def native_id(self, base: str, quote: str, kind: MarketKind) -> str | None:
+        """`BASEQUOTE` on both hosts (spot pairs and USDT-margined perpetuals)."""
+        return f"{base}{quote}"
+
+    async def quote_volumes(
+        self, kind: MarketKind, symbols: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """`quoteVolume` of `/api/v3/ticker/24hr` (spot) or `/fapi/v1/ticker/24hr`, every
+        symbol in one request (weight 80 and 40)."""
+        natives = await self.natives(kind)
+        host, path = ("api", SPOT_TICKERS) if kind is MarketKind.SPOT else ("fapi", FUTURES_TICKERS)
+        payload = await self.get(self.request(host, path, {}, None))
+        if not isinstance(payload, list):
+            raise ExchangeUnavailable(
+                "ticker/24hr is not a list", exchange=self.exchange, endpoint=path
+            )
+        out: dict[str, float] = {}
+        for row in payload:
+            if not isinstance(row, dict) or row.get("symbol") not in natives:
+                continue
+            try:
+                out[natives[row["symbol"]]] = float(row.get("quoteVolume") or 0.0)
+            except (TypeError, ValueError):
+                continue
+        wanted = set(symbols) if symbols is not None else None
+        return {k: v for k, v in out.items() if wanted is None or k in wanted}
+
     async def fetch_instruments(self, kind: MarketKind) -> pl.DataFrame:
+        """Every symbol of exchangeInfo, whatever its status (a `BREAK` symbol's klines are
+        still served), and every perpetual, delivering ones included."""
         if kind is MarketKind.SPOT:
             payload = await self.get(self.request("api", SPOT_INFO, {}, None))
             listings = [
@@ -153,7 +189,7 @@ class BinanceClient(BaseClient):
             listings = [
                 _listing(s, kind)
                 for s in _symbols(payload, FUTURES_INFO)
-                if s.get("contractType") == "PERPETUAL" and s.get("baseAsset")
+                if s.get("contractType") in PERPETUAL_TYPES and s.get("baseAsset")
             ]
         return instruments_frame(self.exchange, listings, now_ms())
 

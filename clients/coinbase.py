@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 PRODUCTS = "/products"
 CANDLES = "/products/{product_id}/candles"
+STATS = "/products/{product_id}/stats"
 
 # Granularities the exchange accepts, in seconds; there is no 4-hour candle.
 GRANULARITY: Mapping[Interval, int] = {
@@ -95,6 +96,35 @@ class CoinbaseClient(BaseClient):
         products = [p for p in data if isinstance(p, dict) and isinstance(p.get("id"), str)]
         listings = [x for x in map(_listing, products) if x is not None]
         return instruments_frame(self.exchange, resolve_collisions(listings), now_ms())
+
+    def native_id(self, base: str, quote: str, kind: MarketKind) -> str | None:
+        """Product ids are `BASE-QUOTE`; there are no perpetuals."""
+        return f"{base}-{quote}" if kind is MarketKind.SPOT else None
+
+    async def quote_volumes(
+        self, kind: MarketKind, symbols: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """`/products/{id}/stats` per product (`volume` in base units, priced at `last`): one
+        request per symbol, so pass `symbols` (default: every tradable product)."""
+        if kind is MarketKind.PERP:
+            return {}
+        frame = await self.instruments(kind)
+        tradable_ids = {
+            row["symbol"]: row["native_symbol"]
+            for row in frame.iter_rows(named=True)
+            if tradable(orjson.loads(row["raw"]))
+        }
+        wanted = [s for s in (symbols or list(tradable_ids)) if s in tradable_ids]
+
+        async def one(symbol: str) -> tuple[str, float]:
+            product_id = quote(tradable_ids[symbol], safe="")
+            stats = await self.get(Request("api", STATS.format(product_id=product_id), {}, symbol))
+            try:
+                return symbol, float(stats.get("volume") or 0.0) * float(stats.get("last") or 0.0)
+            except (AttributeError, TypeError, ValueError):
+                return symbol, 0.0
+
+        return dict(await self.gather_limited([partial(one, s) for s in wanted]))
 
     # -- datasets --------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ FUNDING = "/api/v5/public/funding-rate-history"
 OI_HISTORY = "/api/v5/rubik/stat/contracts/open-interest-history"
 OI_SNAPSHOT = "/api/v5/public/open-interest"
 INSTRUMENTS = "/api/v5/public/instruments"
+TICKERS = "/api/v5/market/tickers"
 
 CANDLES_LIMIT = 300
 FUNDING_LIMIT = 400
@@ -66,6 +67,7 @@ LIMITS: Mapping[str, tuple[LimitSpec, str]] = {
     OI_HISTORY: (LimitSpec("window", 10, _WINDOW, margin=_MARGIN), "instId"),
     OI_SNAPSHOT: (LimitSpec("window", 20, _WINDOW, margin=_MARGIN), "instId"),
     INSTRUMENTS: (LimitSpec("window", 20, _WINDOW, margin=_MARGIN), "instType"),
+    TICKERS: (LimitSpec("window", 20, _WINDOW, margin=_MARGIN), "ip"),
 }
 
 RATE_LIMIT_CODES = frozenset({"50011", "50061"})
@@ -150,6 +152,33 @@ class OkxClient(BaseClient):
             if listed.isdigit():
                 self._list_times[listing.native_symbol] = int(listed)
         return instruments_frame(self.exchange, listings, now_ms())
+
+    def native_id(self, base: str, quote: str, kind: MarketKind) -> str | None:
+        """The documented instId scheme: `BASE-QUOTE` (spot), `BASE-QUOTE-SWAP` (perpetual).
+        OKX drops a delisted instrument from `/public/instruments`; its id stays this."""
+        return f"{base}-{quote}-SWAP" if kind is MarketKind.PERP else f"{base}-{quote}"
+
+    async def quote_volumes(
+        self, kind: MarketKind, symbols: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """From `/api/v5/market/tickers`: `volCcy24h` is in quote currency for SPOT; for SWAP
+        it is in base currency, so it is priced at `last`."""
+        natives = await self.natives(kind)
+        inst_type = "SPOT" if kind is MarketKind.SPOT else "SWAP"
+        data = await self.get(Request("www", TICKERS, {"instType": inst_type}))
+        out: dict[str, float] = {}
+        for row in data:
+            if not isinstance(row, dict) or row.get("instId") not in natives:
+                continue
+            try:
+                volume = float(row.get("volCcy24h") or 0.0)
+                if kind is MarketKind.PERP:
+                    volume *= float(row.get("last") or 0.0)
+            except (TypeError, ValueError):
+                continue
+            out[natives[row["instId"]]] = volume
+        wanted = set(symbols) if symbols is not None else None
+        return {k: v for k, v in out.items() if wanted is None or k in wanted}
 
     def first_candle(self, native_symbol: str, start_ms: int, step: int) -> int:
         """`start_ms`, or the listing's first candle if later (no pages before `listTime`)."""

@@ -81,6 +81,17 @@ class RateLimited(ExchangeError):
     retry_after: float | None = None
 
 
+class UnavailableAtSource(ExchangeError):
+    """The exchange no longer serves a listing it dropped: a data request for an instrument
+    resolved from history or by the exchange's id scheme (`BaseClient.resolve(...,
+    unlisted=True)`) was answered "unknown instrument". The days asked for are *unavailable at
+    the source* (reason: delisted), not failed: retrying cannot bring them back."""
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
 class ExchangeUnavailable(ExchangeError):
     """5xx, timeouts, resets or undecodable bodies still failing after the client's retries."""
 
@@ -125,8 +136,10 @@ class ExchangeClient(Protocol):
         """Bronze instruments frame for every listing of that kind."""
         ...
 
-    async def resolve(self, symbol: str, kind: MarketKind) -> Instrument:
-        """Map a unified symbol to the exchange's listing; raises `UnknownSymbol`."""
+    async def resolve(self, symbol: str, kind: MarketKind, *, unlisted: bool = False) -> Instrument:
+        """Map a unified symbol to the exchange's listing; raises `UnknownSymbol`. With
+        `unlisted`, a symbol not in today's listing resolves from the remembered listing
+        history or the exchange's id scheme (with a notice) instead."""
         ...
 
     async def ohlcv(

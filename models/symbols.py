@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from models.errors import InputError
 
@@ -61,3 +62,46 @@ def parse_symbols(values: str | Sequence[str]) -> list[str]:
     if not out:
         raise InputError("no symbol given")
     return out
+
+
+@dataclass(frozen=True)
+class UniverseRule:
+    """A symbol rule instead of names: `top:N` (the N pairs with the largest 24 h quote
+    volume, quote USDT unless `top:N:QUOTE`) or `all:QUOTE` (every trading pair of QUOTE)."""
+
+    rule: str  # top | all
+    quote: str
+    count: int | None = None
+
+    def __str__(self) -> str:
+        if self.rule == "all":
+            return f"all:{self.quote}"
+        return f"top:{self.count}" + ("" if self.quote == DEFAULT_QUOTE else f":{self.quote}")
+
+
+MAX_TOP = 1000
+_RULE_RE = re.compile(r"^(TOP):([0-9]{1,4})(?::([A-Z]{2,6}))?$|^(ALL):([A-Z]{2,6})$")
+
+
+def is_rule(raw: str) -> bool:
+    return isinstance(raw, str) and ":" in raw
+
+
+def parse_rule(raw: str) -> UniverseRule:
+    """`top:N`, `top:N:QUOTE` or `all:QUOTE` (case-insensitive); else `InputError` naming it."""
+    text = raw.strip().upper() if isinstance(raw, str) else ""
+    match = _RULE_RE.match(text)
+    if not match:
+        raise InputError(
+            f"malformed symbol rule {raw!r}: expected top:N, top:N:QUOTE or all:QUOTE "
+            f"(quote one of {', '.join(KNOWN_QUOTES)})"
+        )
+    if match.group(4):
+        quote, count = match.group(5), None
+    else:
+        quote, count = match.group(3) or DEFAULT_QUOTE, int(match.group(2))
+        if not 1 <= count <= MAX_TOP:
+            raise InputError(f"symbol rule {raw!r}: N must be between 1 and {MAX_TOP}")
+    if quote not in KNOWN_QUOTES:
+        raise InputError(f"symbol rule {raw!r}: quote must be one of {', '.join(KNOWN_QUOTES)}")
+    return UniverseRule("all" if match.group(4) else "top", quote, count)

@@ -192,6 +192,13 @@ def weight(path: str, query: Mapping[str, str]) -> int:
         return futures_klines_weight(min(max(limit, 1), 1500))
     if path == "/fapi/v1/premiumIndex":
         return 1 if query.get("symbol") else 10
+    if path == "/api/v3/ticker/24hr":  # 2 for one symbol, 80 for all (symbols: by count)
+        if query.get("symbol"):
+            return 2
+        count = query.get("symbols", "").count(",") + 1 if query.get("symbols") else 0
+        return 80 if count == 0 or count > 100 else 2 if count <= 20 else 40
+    if path == "/fapi/v1/ticker/24hr":
+        return 1 if query.get("symbol") else 40
     return _WEIGHTS.get(path, 1)
 
 
@@ -279,10 +286,22 @@ def _filters(listing: Listing) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def spot_symbol(listing: Listing) -> dict[str, object]:
+def spot_status(listing: Listing, now_ms: int) -> str:
+    """`BREAK` once delisted (Binance keeps the symbol and its klines), else its status."""
+    if listing.delisted_at(now_ms):
+        return "BREAK"
+    return listing.status or "TRADING"
+
+
+def futures_status(listing: Listing, now_ms: int) -> str:
+    """`SETTLING` once a perpetual is delisted, else `TRADING`."""
+    return "SETTLING" if listing.delisted_at(now_ms) else listing.status or "TRADING"
+
+
+def spot_symbol(listing: Listing, now_ms: int = 0) -> dict[str, object]:
     return {
         "symbol": listing.native,
-        "status": "TRADING",
+        "status": spot_status(listing, now_ms),
         "baseAsset": listing.base,
         "baseAssetPrecision": 8,
         "quoteAsset": listing.quote,
@@ -306,14 +325,22 @@ def spot_symbol(listing: Listing) -> dict[str, object]:
     }
 
 
-def futures_symbol(listing: Listing) -> dict[str, object]:
+DELIVERY_NOTICE_MS = 3 * DAY_MS  # a delivering perpetual settles this long after "now"
+
+
+def futures_symbol(listing: Listing, now_ms: int = 0) -> dict[str, object]:
+    delivery = 4133404800000
+    if listing.delivering:
+        delivery = (now_ms + DELIVERY_NOTICE_MS) // HOUR_MS * HOUR_MS
+    elif listing.delisted_ms is not None:
+        delivery = listing.delisted_ms
     return {
         "symbol": listing.native,
         "pair": listing.native,
-        "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000,
+        "contractType": "PERPETUAL_DELIVERING" if listing.delivering else "PERPETUAL",
+        "deliveryDate": delivery,
         "onboardDate": listing.listed_ms,
-        "status": "TRADING",
+        "status": futures_status(listing, now_ms),
         "maintMarginPercent": "2.5000",
         "requiredMarginPercent": "5.0000",
         "baseAsset": listing.base,
@@ -347,7 +374,7 @@ async def spot_exchange_info(request: web.Request) -> web.Response:
         status = q["symbolStatus"]
         if status not in ("TRADING", "HALT", "BREAK"):
             raise invalid("symbolStatus")
-        chosen = chosen if status == "TRADING" else []
+        chosen = [item for item in chosen if spot_status(item, now) == status]
     names: list[str] = []
     if q.get("symbol"):
         names = [q["symbol"]]
@@ -366,7 +393,7 @@ async def spot_exchange_info(request: web.Request) -> web.Response:
              "limit": 61000},
         ],
         "exchangeFilters": [],
-        "symbols": [spot_symbol(item) for item in chosen],
+        "symbols": [spot_symbol(item, now) for item in chosen],
     }  # fmt: skip
     return json_response(body)
 
@@ -394,7 +421,7 @@ async def futures_exchange_info(request: web.Request) -> web.Response:
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
         "symbols": [
-            futures_symbol(item)
+            futures_symbol(item, state.now_ms())
             for item in catalog.listings("binance", PERP)
             if item.listed_ms <= state.now_ms()
         ],
@@ -579,6 +606,54 @@ async def open_interest_hist(request: web.Request) -> web.Response:
     return json_response(rows)
 
 
+# --------------------------------------------------------------------------- 24h tickers
+
+
+def ticker_row(state: SandboxState, listing: Listing, futures: bool) -> dict[str, object]:
+    now = state.now_ms()
+    status = futures_status(listing, now) if futures else spot_status(listing, now)
+    t = market.turnover(state.seed, listing, now, trading=status == "TRADING")
+    td, ld = listing.tick_decimals, listing.lot_decimals
+    change = t.last - t.open
+    return {
+        "symbol": listing.native,
+        "priceChange": float_text(change, td),
+        "priceChangePercent": float_text(100 * change / t.open if t.open else 0.0, 3),
+        "weightedAvgPrice": float_text((t.open + t.last) / 2, td),
+        "lastPrice": float_text(t.last, td),
+        "lastQty": float_text(float(listing.lot), ld),
+        "openPrice": float_text(t.open, td),
+        "highPrice": float_text(max(t.open, t.last), td),
+        "lowPrice": float_text(min(t.open, t.last), td),
+        "volume": float_text(t.volume, ld),
+        "quoteVolume": float_text(t.quote_volume, 8 if not futures else 2),
+        "openTime": now - DAY_MS,
+        "closeTime": now,
+        "count": int(t.volume / max(listing.asset.trade_size, 1e-12)),
+    }
+
+
+def _ticker(futures: bool) -> Callable[[web.Request], object]:
+    kind = PERP if futures else SPOT
+    allowed = {"symbol"} if futures else {"symbol", "symbols", "type", "symbolStatus"}
+
+    async def handler(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        q = request.query
+        check_params(q, allowed)
+        if q.get("symbol"):
+            return json_response(
+                ticker_row(state, symbol_listing(state, kind, q["symbol"]), futures)
+            )
+        now = state.now_ms()
+        chosen = [item for item in catalog.listings("binance", kind) if item.listed_ms <= now]
+        if q.get("symbols"):
+            chosen = [symbol_listing(state, kind, name) for name in _json_names(q["symbols"])]
+        return json_response([ticker_row(state, item, futures) for item in chosen])
+
+    return handler
+
+
 # --------------------------------------------------------------------------- misc
 
 
@@ -594,6 +669,8 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/v3/klines", _klines(futures=False)),  # type: ignore[arg-type]
         web.get("/api/v3/exchangeInfo", spot_exchange_info),
+        web.get("/api/v3/ticker/24hr", _ticker(futures=False)),  # type: ignore[arg-type]
+        web.get("/fapi/v1/ticker/24hr", _ticker(futures=True)),  # type: ignore[arg-type]
         web.get("/api/v3/time", server_time),
         web.get("/api/v3/ping", ping),
         web.get("/fapi/v1/klines", _klines(futures=True)),  # type: ignore[arg-type]

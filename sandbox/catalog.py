@@ -6,6 +6,11 @@ Documented facts tests rely on:
 * BNBUSDT (and ENA) are not listed on Coinbase; Coinbase lists X-USD and X-USDT products.
 * SOLUSDT perpetual funding is every 8 h before 2024-06-01 00:00 UTC and every 4 h from then on
   (Binance and OKX); ENAUSDT perpetual funding is every 4 h; every other perpetual every 8 h.
+
+Besides these, a wider universe (`sandbox.universe`) is listed, so that listing code meets what
+the exchanges really list: hundreds of instruments per exchange with varied listing dates,
+delistings with their history, one rename and statuses other than trading. The demo listings
+above are unchanged by it (same fields, same candles).
 """
 
 from __future__ import annotations
@@ -74,10 +79,28 @@ class Listing:
     tick: str
     lot: str
     funding: tuple[tuple[int, int], ...] = ()  # (from_ms, interval_hours) segments, perps only
+    # The listing's end: no data from then on, and the exchange shows it delisted (Binance
+    # `BREAK`, or `SETTLING` for a perpetual; OKX drops it; Coinbase `delisted`).
+    delisted_ms: int | None = None
+    # A status other than trading while listed (Binance `HALT`, OKX `suspend`, Coinbase
+    # `offline`); empty: the exchange's trading word.
+    status: str = ""
+    # After its delisting the exchange no longer serves its data at all (OKX answers 51001).
+    purged: bool = False
+    # A Binance perpetual being delisted: contract type `PERPETUAL_DELIVERING`.
+    delivering: bool = False
 
     @property
     def asset(self) -> Asset:
         return ASSETS[self.base]
+
+    def delisted_at(self, now_ms: int) -> bool:
+        """Whether the listing has ended by `now_ms`."""
+        return self.delisted_ms is not None and self.delisted_ms <= now_ms
+
+    def serves(self, now_ms: int) -> bool:
+        """Whether the exchange still serves the listing's data at `now_ms`."""
+        return not (self.purged and self.delisted_at(now_ms))
 
     @property
     def tick_decimals(self) -> int:
@@ -222,7 +245,15 @@ def _build() -> tuple[Listing, ...]:
     return tuple(out)
 
 
-LISTINGS: tuple[Listing, ...] = _build()
+def _all() -> tuple[Listing, ...]:
+    from sandbox import universe
+
+    demo = _build()
+    ASSETS.update(universe.assets())
+    return demo + universe.listings(demo)
+
+
+LISTINGS: tuple[Listing, ...] = _all()
 _BY_NATIVE: dict[tuple[str, str, str], Listing] = {
     (item.exchange, item.kind, item.native): item for item in LISTINGS
 }
@@ -241,5 +272,19 @@ def by_symbol(exchange: str, kind: str, symbol: str) -> Listing | None:
     return _BY_SYMBOL.get((exchange, kind, symbol))
 
 
+_BY_MARKET: dict[tuple[str, str], list[Listing]] = {}
+for _item in LISTINGS:
+    _BY_MARKET.setdefault((_item.exchange, _item.kind), []).append(_item)
+
+
 def listings(exchange: str, kind: str) -> list[Listing]:
-    return [item for item in LISTINGS if item.exchange == exchange and item.kind == kind]
+    """Every listing of one market, delisted ones included, demo listings first."""
+    return list(_BY_MARKET.get((exchange, kind), ()))
+
+
+def demo(exchange: str, kind: str) -> list[Listing]:
+    """The demo listings only (BTC, ETH, SOL, BNB, XRP, DOGE, ENA)."""
+    return [item for item in listings(exchange, kind) if item.base in DEMO_BASES]
+
+
+DEMO_BASES = frozenset({"BTC", "ETH", "SOL", "BNB", "XRP", "DOGE", "ENA"})

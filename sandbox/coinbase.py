@@ -7,12 +7,14 @@ is a 400. Rows ``[time, low, high, open, close, volume]`` (numbers), newest firs
 buckets from the one containing ``start`` up to ``end`` inclusive (the oldest 300); buckets
 without trades are omitted.
 
-Products: besides every listing's book ``BASE-QUOTE``, ``/products`` holds books that share a
-listing's base and quote, as the real list does (``BTCAUCTION-USD`` beside ``BTC-USD``): the
-cancel-only ``BTCAUCTION-USD`` (the recorded real product), an auction-mode, trading-disabled
-``ETHAUCTION-USD`` and a delisted ``XRPAUCTION-USD``. They have no trades, so their candles are
-empty. The list comes in an order drawn from the seed, so a collision product precedes its
-book under some seeds and follows it under others.
+Products: delisted products stay in the list with status ``delisted`` and ``trading_disabled``
+(their candles are served up to the delisting); ``/products/{id}/stats`` gives the rolling 24 h
+figures (``volume`` in base units). Besides every listing's book ``BASE-QUOTE``, ``/products``
+holds books that share a listing's base and quote, as the real list does (``BTCAUCTION-USD``
+beside ``BTC-USD``): the cancel-only ``BTCAUCTION-USD`` (the recorded real product), an
+auction-mode, trading-disabled ``ETHAUCTION-USD`` and a delisted ``XRPAUCTION-USD``. They have
+no trades, so their candles are empty. The list comes in an order drawn from the seed, so a
+collision product precedes its book under some seeds and follows it under others.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from functools import partial
 
 from aiohttp import web
 
-from sandbox import catalog
+from sandbox import catalog, market
 from sandbox.catalog import SPOT, Listing
 from sandbox.common import ApiError, floats, json_response
 from sandbox.market import Bar, Candles, stable_key
@@ -79,7 +81,15 @@ def shadow_body(product_id: str, listing: Listing, fields: dict[str, object]) ->
     return {**product_body(listing), "id": product_id, "display_name": name, **fields}
 
 
-def product_body(listing: Listing) -> dict[str, object]:
+def product_status(listing: Listing, now_ms: int) -> str:
+    """`delisted` once delisted (the product stays listed), else its status or `online`."""
+    if listing.delisted_at(now_ms):
+        return "delisted"
+    return listing.status or "online"
+
+
+def product_body(listing: Listing, now_ms: int = 0) -> dict[str, object]:
+    status = product_status(listing, now_ms)
     return {
         "id": listing.native,
         "base_currency": listing.base,
@@ -92,9 +102,9 @@ def product_body(listing: Listing) -> dict[str, object]:
         "post_only": False,
         "limit_only": False,
         "cancel_only": False,
-        "status": "online",
-        "status_message": "",
-        "trading_disabled": False,
+        "status": status,
+        "status_message": "" if status == "online" else status,
+        "trading_disabled": status != "online",
         "fx_stablecoin": False,
         "max_slippage_percentage": "0.02000000",
         "auction_mode": False,
@@ -120,7 +130,7 @@ async def products(request: web.Request) -> web.Response:
     state = request.app[STATE]
     now = state.now_ms()
     listed = {item.native: item for item in catalog.listings("coinbase", SPOT)}
-    bodies = [product_body(item) for item in listed.values() if item.listed_ms <= now]
+    bodies = [product_body(item, now) for item in listed.values() if item.listed_ms <= now]
     bodies += [
         shadow_body(product_id, listed[book], fields)
         for product_id, (book, fields) in SHADOWS.items()
@@ -134,7 +144,32 @@ async def single_product(request: web.Request) -> web.Response:
     state = request.app[STATE]
     product_id = request.match_info["product_id"]
     found = shadow(state, product_id)
-    return json_response(found[1] if found else product_body(product(state, product_id)))
+    if found:
+        return json_response(found[1])
+    return json_response(product_body(product(state, product_id), state.now_ms()))
+
+
+async def product_stats(request: web.Request) -> web.Response:
+    """`/products/{id}/stats`: rolling 24 h open, high, low, last and `volume` (base units),
+    plus `volume_30day`; numbers as strings."""
+    state = request.app[STATE]
+    product_id = request.match_info["product_id"]
+    found = shadow(state, product_id)
+    listing = found[0] if found else product(state, product_id)
+    now = state.now_ms()
+    trading = found is None and product_status(listing, now) == "online"
+    t = market.turnover(state.seed, listing, now, trading=trading)
+    td = listing.tick_decimals
+    return json_response(
+        {
+            "open": f"{t.open:.{td}f}",
+            "high": f"{max(t.open, t.last):.{td}f}",
+            "low": f"{min(t.open, t.last):.{td}f}",
+            "last": f"{t.last:.{td}f}",
+            "volume": f"{t.volume:.8f}",
+            "volume_30day": f"{t.volume * 30:.8f}",
+        }
+    )
 
 
 async def currencies(request: web.Request) -> web.Response:
@@ -205,6 +240,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/products", products),
         web.get("/products/{product_id}", single_product),
         web.get("/products/{product_id}/candles", candles),
+        web.get("/products/{product_id}/stats", product_stats),
         web.get("/currencies", currencies),
         web.get("/time", server_time),
     ]

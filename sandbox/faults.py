@@ -6,7 +6,9 @@ seed and the same request order sees the same faults.
 * ``flaky``: about 3 % 5xx, 2 % starts of a 429 burst (2-3 answers, ``Retry-After: 1``),
   0-40 ms added latency.
 * ``hostile``: about 6 % 5xx, 4 % 429 bursts (2-4 answers), 3 % connection resets, 3 % truncated
-  bodies (status 200, JSON cut in half), 0-80 ms latency and 1 % spikes of 0.3-0.8 s.
+  bodies (status 200, JSON cut in half), 0-80 ms latency and 1 % spikes of 0.3-0.8 s; and on
+  Binance about 1 % firewall refusals (HTTP 403 with an HTML page, as its web application
+  firewall answers).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Profile:
     latency_ms: float = 0.0
     spike: float = 0.0
     spike_ms: tuple[float, float] = (0.0, 0.0)
+    firewall: float = 0.0  # Binance only: 403 from the web application firewall
 
 
 PROFILES: dict[str, Profile] = {
@@ -42,13 +45,15 @@ PROFILES: dict[str, Profile] = {
         latency_ms=80,
         spike=0.01,
         spike_ms=(300, 800),
+        firewall=0.01,
     ),
 }
 
 
 @dataclass(frozen=True)
 class Fault:
-    """What to do to one request: kind is ok | server_error | rate_limit | reset | truncate."""
+    """What to do to one request: kind is ok | server_error | rate_limit | reset | truncate |
+    firewall (Binance only)."""
 
     kind: str = "ok"
     delay_s: float = 0.0
@@ -81,7 +86,8 @@ class FaultInjector:
         if self.burst_left.get(exchange, 0) > 0:
             self.burst_left[exchange] -= 1
             return Fault("rate_limit", delay, variant)
-        edges = np.cumsum([p.server_error, p.burst, p.reset, p.truncate])
+        firewall = p.firewall if exchange == "binance" else 0.0
+        edges = np.cumsum([p.server_error, p.burst, p.reset, p.truncate, firewall])
         kind = "ok"
         if u[0] < edges[0]:
             kind = "server_error"
@@ -92,4 +98,6 @@ class FaultInjector:
             kind = "reset"
         elif u[0] < edges[3]:
             kind = "truncate"
+        elif u[0] < edges[4]:
+            kind = "firewall"
         return Fault(kind, delay, variant)

@@ -4,7 +4,9 @@ Envelope ``{"code":"0","msg":"","data":[...]}``, every value a string, rows newe
 ``after``/``before`` exclusive cursors (``after``: older than, ``before``: newer than), and the
 newest ``limit`` rows inside the cursors. ``limit`` above the maximum is clamped. Candle bars from
 ``1m`` to ``3M``/``3Mutc`` are served (not the sub-minute ``1s``: 51000). Unknown instruments
-answer HTTP 200 with code 51001, as the OKX error table lists it.
+answer HTTP 200 with code 51001, as the OKX error table lists it; so do delisted instruments
+OKX no longer serves (`sandbox.universe`). `/public/instruments` lists only instruments not
+delisted (OKX drops them); `/market/tickers` serves the 24 h figures of those.
 
 Contract open-interest history (Trading Statistics / "rubik"):
 ``GET /api/v5/rubik/stat/contracts/open-interest-history`` with ``instId`` (required, SWAP or
@@ -123,12 +125,26 @@ def limit_param(query: Mapping[str, str], default: int, maximum: int) -> int:
 
 
 def instrument(state: SandboxState, inst_id: str, kinds: tuple[str, ...] = (SPOT, PERP)) -> Listing:
+    """The listing an instId names; 51001 for an unknown one, and for a delisted one OKX no
+    longer serves (`Listing.purged`); a delisted one still served answers with its history."""
     for kind in kinds:
         listing = catalog.by_native("okx", kind, inst_id)
         if listing is not None:
+            if not listing.serves(state.now_ms()):
+                raise UNKNOWN_INSTRUMENT
             state.check_fail("okx", listing.symbol, UNAVAILABLE)
             return listing
     raise UNKNOWN_INSTRUMENT
+
+
+def listed(state: SandboxState, kind: str) -> list[Listing]:
+    """What `/public/instruments` lists now: listed, not yet delisted (OKX drops those)."""
+    now = state.now_ms()
+    return [
+        item
+        for item in catalog.listings("okx", kind)
+        if item.listed_ms <= now and not item.delisted_at(now)
+    ]
 
 
 # --------------------------------------------------------------------------- candles
@@ -260,7 +276,7 @@ async def open_interest(request: web.Request) -> web.Response:
     if q.get("instId"):
         chosen = [instrument(state, q["instId"], (PERP,))]
     else:
-        chosen = catalog.listings("okx", PERP) if inst_type == "SWAP" else []
+        chosen = listed(state, PERP) if inst_type == "SWAP" else []
     if inst_type != "SWAP":
         chosen = []
     now = state.now_ms()
@@ -341,7 +357,7 @@ def instrument_row(listing: Listing, inst_type: str) -> dict[str, str]:
         "maxLmtAmt": "20000000",
         "maxMktAmt": "1000000",
         "alias": "",
-        "state": "live",
+        "state": listing.status or "live",
         "ruleType": "normal",
         "category": "1",
     }
@@ -356,9 +372,7 @@ async def instruments(request: web.Request) -> web.Response:
     if inst_type == "OPTION" and not (q.get("instFamily") or q.get("uly")):
         raise empty_param("instFamily")
     kind = {"SPOT": SPOT, "MARGIN": SPOT, "SWAP": PERP}.get(inst_type)
-    chosen = catalog.listings("okx", kind) if kind else []
-    now = state.now_ms()
-    chosen = [item for item in chosen if item.listed_ms <= now]
+    chosen = listed(state, kind) if kind else []
     if q.get("instId"):
         chosen = [item for item in chosen if item.native == q["instId"]]
         if not chosen:
@@ -368,6 +382,48 @@ async def instruments(request: web.Request) -> web.Response:
 
 async def server_time(request: web.Request) -> web.Response:
     return ok([{"ts": str(request.app[STATE].now_ms())}])
+
+
+# --------------------------------------------------------------------------- tickers
+
+
+def ticker_row(state: SandboxState, listing: Listing, inst_type: str) -> dict[str, str]:
+    """`/market/tickers` row: `vol24h` in base (contracts for swaps), `volCcy24h` in quote for
+    SPOT and in base for SWAP, as the docs define them."""
+    now = state.now_ms()
+    t = market.turnover(state.seed, listing, now, trading=not listing.status)
+    td = listing.tick_decimals
+    perp = listing.kind == PERP
+    contracts = t.volume / float(listing.contract_value) if perp else t.volume
+    return {
+        "instType": inst_type,
+        "instId": listing.native,
+        "last": trim_text(t.last, td),
+        "lastSz": listing.lot,
+        "askPx": trim_text(t.last * 1.0001, td),
+        "askSz": "1",
+        "bidPx": trim_text(t.last * 0.9999, td),
+        "bidSz": "1",
+        "open24h": trim_text(t.open, td),
+        "high24h": trim_text(max(t.open, t.last), td),
+        "low24h": trim_text(min(t.open, t.last), td),
+        "volCcy24h": trim_text(t.volume if perp else t.quote_volume, 4),
+        "vol24h": trim_text(contracts, 4),
+        "ts": str(now),
+        "sodUtc0": trim_text(t.open, td),
+        "sodUtc8": trim_text(t.open, td),
+    }
+
+
+async def tickers(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query
+    inst_type = required(q, "instType")
+    if inst_type not in ("SPOT", "SWAP", "FUTURES", "OPTION"):
+        raise bad_param("instType")
+    kind = {"SPOT": SPOT, "SWAP": PERP}.get(inst_type)
+    chosen = listed(state, kind) if kind else []
+    return ok([ticker_row(state, item, inst_type) for item in chosen])
 
 
 def instrument_key(path: str, query: Mapping[str, str]) -> str:
@@ -382,6 +438,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/v5/public/funding-rate-history", funding_rate_history),
         web.get("/api/v5/public/open-interest", open_interest),
         web.get("/api/v5/public/instruments", instruments),
+        web.get("/api/v5/market/tickers", tickers),
         web.get("/api/v5/public/time", server_time),
         web.get("/api/v5/rubik/stat/contracts/open-interest-history", open_interest_history),
     ]

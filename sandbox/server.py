@@ -101,6 +101,13 @@ def _truncated(response: web.Response) -> web.Response:
     )
 
 
+# What Binance's web application firewall answers (HTTP 403): an HTML page, not JSON.
+FIREWALL_PAGE = (
+    "<html><head><title>403 Forbidden</title></head><body><center><h1>403 Forbidden</h1>"
+    "</center><hr><center>Request blocked by the web application firewall</center></body></html>"
+)
+
+
 # --------------------------------------------------------------------------- middleware
 
 
@@ -160,6 +167,10 @@ async def sandbox_middleware(request: web.Request, handler: Handler) -> web.Stre
         state.add(exchange, "errors")
         state.add(exchange, "faults")
         response = _server_error(exchange, fault.variant)
+    elif fault.kind == "firewall":
+        state.add(exchange, "errors")
+        state.add(exchange, "faults")
+        response = web.Response(status=403, text=FIREWALL_PAGE, content_type="text/html")
     elif fault.kind == "reset":
         state.add(exchange, "faults")
         _reset_connection(request)

@@ -24,6 +24,7 @@ OKX_LIMITS: dict[str, tuple[int, bool]] = {
     "/api/v5/public/funding-rate-history": (10, True),
     "/api/v5/public/open-interest": (20, True),
     "/api/v5/public/instruments": (20, True),
+    "/api/v5/market/tickers": (20, False),
     "/api/v5/rubik/stat/contracts/open-interest-history": (10, True),
     "/api/v5/public/time": (10, False),
 }
