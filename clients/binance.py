@@ -111,15 +111,16 @@ class BinanceClient(BaseClient):
     def __init__(
         self,
         *,
-        source: str = "auto",
+        source: str = REST_SOURCE,
         archive_url: str | None = None,
         archive_cache_bytes: int = 192 * 2**20,
         archive_attempts: int = 3,
         **kwargs: Any,
     ) -> None:
-        """`source`: `auto` (archive for closed periods, REST for the rest and for what the
-        archive lacks), `archive` (archive only: a missing or unusable file is an error naming
-        it) or `rest`. `archive_url` is the data.binance.vision base (a sandbox serves it)."""
+        """`source`: `rest` (default here; the pipeline passes the `BINANCE_SOURCE` setting,
+        default `auto`), `auto` (archive for closed periods, REST for the rest and for what the
+        archive lacks) or `archive` (archive only: a missing or unusable file is an error naming
+        it). `archive_url` is the data.binance.vision base (a sandbox serves it)."""
         super().__init__(**kwargs)
         if source not in SOURCES:
             raise ValueError(f"unknown Binance source {source!r} (allowed: {', '.join(SOURCES)})")

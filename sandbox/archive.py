@@ -26,6 +26,7 @@ Availability, documented for tests (any seed):
   truncated (a corrupt zip whose checksum does not match) and spot ``ETHUSDT-1m-2024-03.zip``
   always with a wrong ``.CHECKSUM``; ``hostile`` also truncates about 2 % of zip answers
   (transient: a retry gets the good file).
+* A symbol configured to fail (``SandboxConfig.fail``) is answered 503, as its REST endpoints.
 * Tests can add faults by file name: :func:`archive_faults` (``corrupt``, ``bad_checksum``,
   ``flaky`` = name -> number of truncated answers before good ones, ``missing``).
 
@@ -103,7 +104,8 @@ class ArchiveFaults:
     bad_checksum: set[str] = field(default_factory=set)
     flaky: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
-    served: int = 0
+    requests: int = 0  # every archive GET (zip and .CHECKSUM, 404s included)
+    served: int = 0  # zip bodies served
     served_bytes: int = 0
 
 
@@ -381,9 +383,14 @@ async def handle(request: web.Request) -> web.Response:
     checksum = path.endswith(".CHECKSUM")
     zip_path = path.removesuffix(".CHECKSUM")
     name = zip_path.rsplit("/", 1)[1]
-    state.count("binance", "/data/" + ("CHECKSUM" if checksum else "zip"))
+    faults.requests += 1  # not in the REST counters: the archive is another host
     if name in faults.missing:
         return _not_found()
+    native = zip_path.split("/")[-3 if "/klines/" in zip_path else -2]
+    for kind in (SPOT, PERP):
+        listing = _listing(kind, native)
+        if listing is not None and (("binance", listing.symbol) in state.config.fail):
+            return web.Response(text="Service Unavailable", status=503)
     built = _cached(archive, state, zip_path)
     if built is None:
         return _not_found()
