@@ -418,7 +418,8 @@ class ArchiveReader:
                     raise _Corrupt(
                         f"SHA-256 {digest[:16]}… does not match .CHECKSUM {expected[:16]}…"
                     )
-                rows = parse(_unzip(data, name))
+                # Inflating and decoding release the GIL: off the event loop, in parallel.
+                rows = await asyncio.to_thread(_decode, parse, data, name)
             except _Corrupt as exc:
                 problem = str(exc)
                 log.warning("archive file %s: %s (attempt %d)", name, problem, attempt + 1)
@@ -436,6 +437,10 @@ class ArchiveReader:
             exchange=Exchange.BINANCE,
             endpoint=path,
         )
+
+
+def _decode(parse: Callable[[bytes], pl.DataFrame], data: bytes, name: str) -> pl.DataFrame:
+    return parse(_unzip(data, name))
 
 
 def _checksum(listed: bytes, name: str) -> str:

@@ -35,6 +35,7 @@ Rows withheld by ``SandboxConfig.empty`` are withheld here too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import re
@@ -77,7 +78,7 @@ METRICS_HEADER = (
     "count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,"
     "count_long_short_ratio,sum_taker_long_short_vol_ratio"
 )
-CACHED_FILES = 24
+CACHED_BYTES = 384 * 2**20  # built zips kept (a 1m month is ~2.5 MB): a year of 5 symbols fits
 
 _KLINES = re.compile(
     r"^/data/(spot|futures/um)/(monthly|daily)/klines/([A-Z0-9]{1,20})/([0-9a-z]{2,3})/"
@@ -113,6 +114,7 @@ class ArchiveFaults:
 class ArchiveState:
     faults: ArchiveFaults
     cache: OrderedDict[tuple[object, ...], bytes] = field(default_factory=OrderedDict)
+    held: int = 0
     draws: int = 0
 
 
@@ -342,18 +344,25 @@ def _build(state: SandboxState, path: str) -> tuple[str, bytes] | None:
     return name, zipped(name, csv)
 
 
-def _cached(archive: ArchiveState, state: SandboxState, path: str) -> tuple[str, bytes] | None:
+async def _cached(
+    archive: ArchiveState, state: SandboxState, path: str
+) -> tuple[str, bytes] | None:
+    """A built file from the cache, else built in a worker thread (Polars and zlib release the
+    GIL, so files build in parallel and the loop keeps serving)."""
     key = (state.seed, path)
     hit = archive.cache.get(key)
     if hit is not None:
         archive.cache.move_to_end(key)
         return path.rsplit("/", 1)[1], hit
-    built = _build(state, path)
+    built = await asyncio.to_thread(_build, state, path)
     if built is None:
         return None
-    archive.cache[key] = built[1]
-    while len(archive.cache) > CACHED_FILES:
-        archive.cache.popitem(last=False)
+    if key not in archive.cache:
+        archive.cache[key] = built[1]
+        archive.held += len(built[1])
+    while archive.held > CACHED_BYTES and len(archive.cache) > 1:
+        _, dropped = archive.cache.popitem(last=False)
+        archive.held -= len(dropped)
     return built
 
 
@@ -391,7 +400,7 @@ async def handle(request: web.Request) -> web.Response:
         listing = _listing(kind, native)
         if listing is not None and (("binance", listing.symbol) in state.config.fail):
             return web.Response(text="Service Unavailable", status=503)
-    built = _cached(archive, state, zip_path)
+    built = await _cached(archive, state, zip_path)
     if built is None:
         return _not_found()
     _, data = built
