@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
 
@@ -19,9 +21,27 @@ from clients.base import (
     retry_after_seconds,
     to_ms,
 )
+from clients.binance_archive import (
+    ARCHIVE_URL,
+    REST_SOURCE,
+    SOURCES,
+    ArchiveReader,
+    ArchiveUnavailable,
+    Segment,
+    bronze_rows,
+    days_of,
+    funding_path,
+    klines_path,
+    metrics_path,
+    parse_funding,
+    parse_klines,
+    parse_metrics,
+    plan_segments,
+)
 from clients.frames import (
     DecodeError,
     Listing,
+    Provenance,
     concat,
     instruments_frame,
     objects_frame,
@@ -29,12 +49,19 @@ from clients.frames import (
     window_filter,
 )
 from clients.pagination import AscendingCursor, Params, plan_windows
-from clients.protocol import BadRequest, ExchangeUnavailable, RateLimited, UnknownSymbol
+from clients.protocol import (
+    BadRequest,
+    ExchangeUnavailable,
+    Instrument,
+    RateLimited,
+    UnknownSymbol,
+)
 from clients.ratelimit import LimitSpec
 from models.enums import OPEN_INTEREST_PERIOD, Dataset, Exchange, Interval, MarketKind
 from models.symbols import unify
 
 KLINES = "/api/v3/klines"
+FUTURES_KLINES = "/fapi/v1/klines"
 SPOT_INFO = "/api/v3/exchangeInfo"
 FUTURES_INFO = "/fapi/v1/exchangeInfo"
 FUNDING = "/fapi/v1/fundingRate"
@@ -44,6 +71,8 @@ SPOT_TICKERS = "/api/v3/ticker/24hr"
 FUTURES_TICKERS = "/fapi/v1/ticker/24hr"
 
 KLINES_LIMIT = 1000
+# USD-M klines weigh 2 below 500 rows, 5 up to 1,000: 499 rows is the most candles per weight.
+FUTURES_KLINES_LIMIT = 499
 FUNDING_LIMIT = 1000
 OI_HISTORY_LIMIT = 500
 OI_HISTORY_DEPTH = timedelta(days=30)
@@ -53,6 +82,7 @@ OI_HISTORY_EDGE = timedelta(minutes=5)
 # Request weight per endpoint (the spot and futures docs); both limits are rolling per minute.
 WEIGHTS: Mapping[str, int] = {
     KLINES: 2,
+    FUTURES_KLINES: 2,
     SPOT_INFO: 20,
     FUTURES_INFO: 1,
     FUNDING: 1,
@@ -71,6 +101,8 @@ UNKNOWN_SYMBOL_CODES = frozenset({-1121})
 # Perpetual contract types: `PERPETUAL_DELIVERING` is a perpetual being delisted (it trades,
 # and its history stays, until delivery), so it is listed like any other.
 PERPETUAL_TYPES = frozenset({"PERPETUAL", "PERPETUAL_DELIVERING"})
+REST = {"source": REST_SOURCE}
+log = logging.getLogger(__name__)
 
 
 class BinanceClient(BaseClient):
@@ -82,6 +114,31 @@ class BinanceClient(BaseClient):
         "fapi": "https://fapi.binance.com",
     }
     supported_intervals: ClassVar[frozenset[Interval]] = frozenset(Interval)
+
+    def __init__(
+        self,
+        *,
+        source: str = REST_SOURCE,
+        archive_url: str | None = None,
+        archive_cache_bytes: int = 192 * 2**20,
+        archive_attempts: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        """`source`: `rest` (default here; the pipeline passes the `BINANCE_SOURCE` setting,
+        default `auto`), `auto` (archive for closed periods, REST for the rest and for what the
+        archive lacks) or `archive` (archive only: a missing or unusable file is an error naming
+        it). `archive_url` is the data.binance.vision base (a sandbox serves it)."""
+        super().__init__(**kwargs)
+        if source not in SOURCES:
+            raise ValueError(f"unknown Binance source {source!r} (allowed: {', '.join(SOURCES)})")
+        self.source = source
+        self.archive = ArchiveReader(
+            archive_url or ARCHIVE_URL,
+            lambda: self.session,
+            attempts=archive_attempts,
+            cache_bytes=archive_cache_bytes,
+            timeout=max(self.retry.timeout, 120.0),
+        )
 
     # -- transport -------------------------------------------------------------------------
 
@@ -199,37 +256,73 @@ class BinanceClient(BaseClient):
         return OI_HISTORY_DEPTH if dataset is Dataset.OPEN_INTEREST else None
 
     async def ohlcv(
-        self, symbol: str, interval: Interval, start: datetime, end: datetime
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        *,
+        kind: MarketKind = MarketKind.SPOT,
     ) -> pl.DataFrame:
-        self.check_interval(interval, KLINES, symbol)
+        """Closed klines of the spot pair (`kind=PERP`: the USD-M perpetual) with open time in
+        [start, end): archive files for closed periods, REST for the rest (see `source`)."""
+        endpoint = KLINES if kind is MarketKind.SPOT else FUTURES_KLINES
+        self.check_interval(interval, endpoint, symbol)
         start_ms, end_ms = to_ms(start, "start"), to_ms(end, "end")
-        inst = await self.resolve(symbol, MarketKind.SPOT)
+        inst = await self.resolve(symbol, kind)
         prov = self.provenance(inst, interval.value, start_ms, end_ms)
-
-        async def page(params: Params) -> pl.DataFrame:
-            query = {"symbol": inst.native_symbol, "interval": interval.value, **params}
-            req = self.request("api", KLINES, query, inst.symbol)
-            return await self.get(req, lambda p: rows_frame(p, Dataset.OHLCV, prov))
-
-        windows = plan_windows(start_ms, end_ms, step=interval.ms, per_request=KLINES_LIMIT)
-        results = await self.gather_limited(
-            [
-                partial(
-                    self.paginate,
-                    AscendingCursor(w.start, w.end, limit=KLINES_LIMIT, step=interval.ms),
-                    page,
-                    "open_time",
-                    endpoint=KLINES,
-                    symbol=symbol,
-                )
-                for w in windows
-            ]
+        rest = partial(self._rest_klines, inst, interval, kind, prov)
+        frames = await self._by_source(
+            start_ms,
+            end_ms,
+            rest,
+            lambda seg: klines_path(kind, inst.native_symbol, interval.value, seg.period or ""),
+            parse_klines,
+            "open_time",
+            prov,
+            Dataset.OHLCV,
         )
-        frame = concat([p for pages in results for p in pages], self.exchange, Dataset.OHLCV)
+        frame = concat(frames, self.exchange, Dataset.OHLCV)
         frame = window_filter(frame, "open_time", start_ms, end_ms)
         # The unfinished candle closes in the future.
         frame = frame.filter(pl.col("close_time") < now_ms())
         return self.count_rows(frame)
+
+    async def _rest_klines(
+        self,
+        inst: Instrument,
+        interval: Interval,
+        kind: MarketKind,
+        prov: Provenance,
+        start_ms: int,
+        end_ms: int,
+    ) -> pl.DataFrame:
+        spot = kind is MarketKind.SPOT
+        host, path = ("api", KLINES) if spot else ("fapi", FUTURES_KLINES)
+        limit = KLINES_LIMIT if spot else FUTURES_KLINES_LIMIT
+
+        async def page(params: Params) -> pl.DataFrame:
+            query = {"symbol": inst.native_symbol, "interval": interval.value, **params}
+            req = self.request(host, path, query, inst.symbol)
+            return await self.get(
+                req, lambda p: rows_frame(p, Dataset.OHLCV, prov, arity=12, constants=REST)
+            )
+
+        windows = plan_windows(start_ms, end_ms, step=interval.ms, per_request=limit)
+        results = await self.gather_limited(
+            [
+                partial(
+                    self.paginate,
+                    AscendingCursor(w.start, w.end, limit=limit, step=interval.ms),
+                    page,
+                    "open_time",
+                    endpoint=path,
+                    symbol=inst.symbol,
+                )
+                for w in windows
+            ]
+        )
+        return concat([p for pages in results for p in pages], self.exchange, Dataset.OHLCV)
 
     async def funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         start_ms, end_ms = to_ms(start, "start"), to_ms(end, "end")
@@ -238,25 +331,66 @@ class BinanceClient(BaseClient):
 
         async def page(params: Params) -> pl.DataFrame:
             req = self.request("fapi", FUNDING, {"symbol": inst.native_symbol, **params}, symbol)
-            return await self.get(req, lambda p: objects_frame(p, Dataset.FUNDING, prov))
+            return await self.get(
+                req, lambda p: objects_frame(p, Dataset.FUNDING, prov, constants=REST)
+            )
 
-        pages = await self.paginate(
-            AscendingCursor(start_ms, end_ms, limit=FUNDING_LIMIT),
-            page,
+        async def rest(lo: int, hi: int) -> pl.DataFrame:
+            pages = await self.paginate(
+                AscendingCursor(lo, hi, limit=FUNDING_LIMIT),
+                page,
+                "fundingTime",
+                endpoint=FUNDING,
+                symbol=symbol,
+            )
+            return concat(pages, self.exchange, Dataset.FUNDING)
+
+        frames = await self._by_source(
+            start_ms,
+            end_ms,
+            rest,
+            lambda seg: funding_path(inst.native_symbol, seg.period or ""),
+            parse_funding,
             "fundingTime",
-            endpoint=FUNDING,
-            symbol=symbol,
+            prov,
+            Dataset.FUNDING,
+            daily=False,  # fundingRate files are monthly
         )
         frame = window_filter(
-            concat(pages, self.exchange, Dataset.FUNDING), "fundingTime", start_ms, end_ms
+            concat(frames, self.exchange, Dataset.FUNDING), "fundingTime", start_ms, end_ms
         )
         return self.count_rows(frame)
 
     async def open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Open interest at `OPEN_INTEREST_PERIOD`: the daily `metrics` files (5-minute rows,
+        kept on the period's grid) for closed days, REST (its last 30 days) for the rest."""
         start_ms, end_ms = to_ms(start, "start"), to_ms(end, "end")
         inst = await self.resolve(symbol, MarketKind.PERP)
         period = OPEN_INTEREST_PERIOD
         prov = self.provenance(inst, period.value, start_ms, end_ms)
+
+        def parse(csv: bytes) -> pl.DataFrame:
+            rows = parse_metrics(csv)
+            return rows.filter(pl.col("timestamp") % period.ms == 0)
+
+        frames = await self._by_source(
+            start_ms,
+            end_ms,
+            partial(self._rest_open_interest, inst, prov),
+            lambda seg: metrics_path(inst.native_symbol, seg.period or ""),
+            parse,
+            "timestamp",
+            prov,
+            Dataset.OPEN_INTEREST,
+            monthly=False,  # metrics files are daily
+        )
+        frame = concat(frames, self.exchange, Dataset.OPEN_INTEREST)
+        return self.count_rows(window_filter(frame, "timestamp", start_ms, end_ms))
+
+    async def _rest_open_interest(
+        self, inst: Instrument, prov: Provenance, start_ms: int, end_ms: int
+    ) -> pl.DataFrame:
+        period = OPEN_INTEREST_PERIOD
         oldest = now_ms() - int((OI_HISTORY_DEPTH - OI_HISTORY_EDGE).total_seconds() * 1000)
         first = max(start_ms, oldest)
         if first >= end_ms:
@@ -264,7 +398,7 @@ class BinanceClient(BaseClient):
 
         async def page(params: Params) -> pl.DataFrame:
             query = {"symbol": inst.native_symbol, "period": period.value, **params}
-            req = self.request("fapi", OI_HISTORY, query, symbol)
+            req = self.request("fapi", OI_HISTORY, query, inst.symbol)
             return await self.get(
                 req,
                 lambda p: objects_frame(
@@ -283,15 +417,87 @@ class BinanceClient(BaseClient):
                     page,
                     "timestamp",
                     endpoint=OI_HISTORY,
-                    symbol=symbol,
+                    symbol=inst.symbol,
                 )
                 for w in windows
             ]
         )
-        frame = concat(
-            [p for pages in results for p in pages], self.exchange, Dataset.OPEN_INTEREST
+        return concat([p for pages in results for p in pages], self.exchange, Dataset.OPEN_INTEREST)
+
+    # -- archive ---------------------------------------------------------------------------
+
+    async def _by_source(
+        self,
+        start_ms: int,
+        end_ms: int,
+        rest: Callable[[int, int], Awaitable[pl.DataFrame]],
+        path_of: Callable[[Segment], str],
+        parse: Callable[[bytes], pl.DataFrame],
+        ts_column: str,
+        prov: Provenance,
+        dataset: Dataset,
+        *,
+        monthly: bool = True,
+        daily: bool = True,
+    ) -> list[pl.DataFrame]:
+        """The window's frames, per period from the archive or REST (`self.source`).
+
+        `auto`: a missing file (404) or one that does not verify after its retries is read
+        from REST instead (never stored from the archive). `archive`: either is an
+        `ArchiveUnavailable` naming the file, as is a period not yet archived.
+        """
+        if self.source == REST_SOURCE:
+            return [await rest(start_ms, end_ms)]
+        forced = self.source == "archive"
+        lags = {"daily_lag": timedelta(0), "monthly_lag": timedelta(0)} if forced else {}
+        segments = plan_segments(start_ms, end_ms, now_ms(), monthly=monthly, daily=daily, **lags)
+
+        async def one(seg: Segment) -> list[pl.DataFrame]:
+            if seg.kind == "rest":
+                if forced:
+                    raise self._not_archived(prov, seg, path_of, dataset, "not archived yet")
+                return [await rest(seg.start, seg.end)]
+            path = path_of(seg)
+            try:
+                table = await self.archive.table(path, parse)
+            except ArchiveUnavailable as exc:
+                if forced:
+                    raise
+                self.archive.stats.fallbacks += 1
+                log.warning("%s; reading %s..%s from REST", exc, seg.start, seg.end)
+                return [await rest(seg.start, seg.end)]
+            if table is None:
+                if seg.kind == "monthly" and daily:
+                    parts = await asyncio.gather(*(one(d) for d in days_of(seg)))
+                    return [f for part in parts for f in part]
+                if forced:
+                    raise self._not_archived(prov, seg, path_of, dataset, "HTTP 404")
+                self.archive.stats.fallbacks += 1
+                return [await rest(seg.start, seg.end)]
+            key = pl.col(ts_column)
+            rows = table.rows.filter((key >= seg.start) & (key < seg.end))
+            return [bronze_rows(rows, prov, dataset, {"source": table.source})]
+
+        parts = await asyncio.gather(*(one(seg) for seg in segments))
+        return [frame for part in parts for frame in part]
+
+    def _not_archived(
+        self,
+        prov: Provenance,
+        seg: Segment,
+        path_of: Callable[[Segment], str],
+        dataset: Dataset,
+        why: str,
+    ) -> ArchiveUnavailable:
+        path = path_of(seg if seg.period else Segment("daily", seg.start, seg.end, _day(seg)))
+        name = path.rsplit("/", 1)[1]
+        return ArchiveUnavailable(
+            f"{dataset} of {prov.symbol} not in the archive ({name}: {why}); "
+            "use source auto or rest for it",
+            exchange=self.exchange,
+            endpoint=path,
+            symbol=prov.symbol,
         )
-        return self.count_rows(window_filter(frame, "timestamp", start_ms, end_ms))
 
     async def open_interest_snapshot(self, symbol: str) -> pl.DataFrame:
         inst = await self.resolve(symbol, MarketKind.PERP)
@@ -310,6 +516,10 @@ class BinanceClient(BaseClient):
             )
 
         return self.count_rows(await self.get(req, decode))
+
+
+def _day(seg: Segment) -> str:
+    return datetime.fromtimestamp(seg.start / 1000, UTC).date().isoformat()
 
 
 def _symbols(payload: Any, endpoint: str) -> list[dict[str, Any]]:

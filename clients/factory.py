@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 
 from clients.allowance import AllowanceBackend, allowance_backend
 from clients.base import BaseClient, RetryPolicy
 from clients.binance import BinanceClient
+from clients.binance_archive import ARCHIVE_URL
 from clients.coinbase import CoinbaseClient
 from clients.okx import OkxClient
 from clients.protocol import ExchangeClient
@@ -32,6 +34,8 @@ def make_client(
     rate_limit_scale: float = 1.0,
     allowance: str | AllowanceBackend | None = None,
     allowance_fallback_processes: int = 0,
+    binance_source: str = "rest",
+    archive_url: str | None = None,
 ) -> BaseClient:
     """A client for `exchange`; with `sandbox_url` every exchange host is replaced by it.
 
@@ -45,12 +49,21 @@ def make_client(
     this process), `local/N` (1/N of it per process) or a Redis URL shared by every process
     (see `clients.allowance.allowance_backend`; an unreachable Redis raises
     `AllowanceUnavailable` unless `allowance_fallback_processes` > 0 picks `local/N`).
+
+    Binance only: `binance_source` picks where history comes from: `rest` (the default of a
+    bare client), `auto` or `archive` (the pipeline passes `Settings.binance_source`,
+    `CRYPTO_PIPELINE_BINANCE_SOURCE`, default `auto`); `archive_url` the archive's base URL (default
+    data.binance.vision, or `sandbox_url`, which serves the archive at the real paths).
     """
     cls = CLIENTS[Exchange(exchange)]
     base_urls = None
     if sandbox_url:
         root = sandbox_url.rstrip("/")
         base_urls = dict.fromkeys(cls.hosts, root)
+    extra: dict[str, Any] = {}
+    if cls is BinanceClient:
+        served = sandbox_url.rstrip("/") if sandbox_url else ARCHIVE_URL
+        extra = {"source": binance_source, "archive_url": archive_url or served}
     return cls(
         base_urls=base_urls,
         session=session,
@@ -58,6 +71,7 @@ def make_client(
         retry=retry,
         rate_limit_scale=rate_limit_scale,
         allowance=allowance_backend(allowance, fallback_processes=allowance_fallback_processes),
+        **extra,
     )
 
 
@@ -69,6 +83,8 @@ async def open_clients(
     rate_limits: bool = True,
     retry: RetryPolicy | None = None,
     allowance: str | AllowanceBackend | None = None,
+    binance_source: str = "rest",
+    archive_url: str | None = None,
 ) -> AsyncIterator[dict[Exchange, BaseClient]]:
     """Clients for several exchanges on one shared session, closed on exit."""
     async with aiohttp.ClientSession(
@@ -83,6 +99,8 @@ async def open_clients(
                 rate_limits=rate_limits,
                 retry=retry,
                 allowance=allowance,
+                binance_source=binance_source,
+                archive_url=archive_url,
             )
             for ex in exchanges
         }

@@ -131,11 +131,13 @@ def rows_frame(
 ) -> pl.DataFrame:
     """Frame from positional rows (klines, candles, rubik arrays) in the documented order.
 
-    `arity` is the number of fields the exchange sends (defaults to the raw schema's width);
+    `arity` is the number of fields the exchange sends (defaults to the raw schema's width
+    without `source`);
     the remaining raw fields are filled from `constants` (e.g. source="history").
     """
     fields = RAW_FIELDS[(prov.exchange, dataset)]
-    width = arity if arity is not None else len(fields)
+    # `source` is never sent by an exchange (it is where the rows came from): a constant.
+    width = arity if arity is not None else len([n for n in fields if n != "source"])
     names = list(fields)
     if not isinstance(rows, list) or (rows and not isinstance(rows[0], list)):
         raise DecodeError(f"expected a list of {width}-field arrays")

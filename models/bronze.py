@@ -29,7 +29,7 @@ _I = pl.Int64()
 _F = pl.Float64()
 
 RAW_FIELDS: dict[tuple[Exchange, Dataset], dict[str, pl.DataType]] = {
-    # GET /api/v3/klines: 12-field arrays.
+    # GET /api/v3/klines and /fapi/v1/klines: 12-field arrays (plus `source`).
     (Exchange.BINANCE, Dataset.OHLCV): {
         "open_time": _I,
         "open": _S,
@@ -43,6 +43,8 @@ RAW_FIELDS: dict[tuple[Exchange, Dataset], dict[str, pl.DataType]] = {
         "taker_buy_base": _S,
         "taker_buy_quote": _S,
         "ignore": _S,
+        # Where the row came from: "rest", or "archive:{file}:{sha256[:16]}" (data.binance.vision).
+        "source": _S,
     },
     # GET /api/v5/market/history-candles: [ts,o,h,l,c,vol,volCcy,volCcyQuote,confirm] strings.
     (Exchange.OKX, Dataset.OHLCV): {
@@ -70,6 +72,7 @@ RAW_FIELDS: dict[tuple[Exchange, Dataset], dict[str, pl.DataType]] = {
         "fundingTime": _I,
         "fundingRate": _S,
         "markPrice": _S,
+        "source": _S,  # "rest" or "archive:{file}:{sha256[:16]}" (no markPrice in the archive)
     },
     # GET /api/v5/public/funding-rate-history objects.
     (Exchange.OKX, Dataset.FUNDING): {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     # With a Redis allowance unreachable at start: 0 refuses to start; N > 0 runs on `local/N`
     # (logged as a warning).
     allowance_fallback_processes: int = Field(default=0, ge=0, le=1024)
+    # Binance history: `auto` reads closed periods from the public archive (data.binance.vision,
+    # checksummed monthly/daily files) and the rest from REST; `archive` or `rest` forces one.
+    binance_source: Literal["rest", "archive", "auto"] = "auto"
+    # The archive's base URL; unset: https://data.binance.vision, or the sandbox when
+    # SANDBOX_URL is set (it serves the archive at the real paths).
+    binance_archive_url: str | None = None
     # HF_TOKEN (no prefix) is read by `hf_token()`; never a field so it never reaches a dump.
 
     @field_validator("warehouse")
@@ -115,6 +121,21 @@ class Settings(BaseSettings):
             return validate_allowance(v)
         except InputError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("binance_source", mode="before")
+    @classmethod
+    def _binance_source(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("binance_archive_url")
+    @classmethod
+    def _archive_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        text = v.strip().rstrip("/")
+        if not text.startswith(("http://", "https://")):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return text
 
     @field_validator("hf_repo_id")
     @classmethod

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import binance, coinbase, okx
+from sandbox import archive, binance, coinbase, okx
 from sandbox.common import ApiError, json_response
 from sandbox.config import FAULT_PROFILES, RATE_LIMIT_MODES, SandboxConfig
 from sandbox.faults import Fault
@@ -227,6 +227,7 @@ def create_app(config: SandboxConfig | None = None) -> web.Application:
     app.add_routes(binance.routes())
     app.add_routes(okx.routes())
     app.add_routes(coinbase.routes())
+    archive.install(app, app[STATE].config)  # data.binance.vision paths (/data/...)
     app.add_routes(
         [
             web.get(f"{CONTROL_PREFIX}/stats", control_stats),

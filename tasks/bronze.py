@@ -314,7 +314,7 @@ def _store_fetched(
         parts.append(kept)
     schema_frame = empty_bronze(spec.exchange, spec.dataset)
     merged = (
-        pl.concat([schema_frame, *parts], how="vertical_relaxed").sort("symbol")
+        pl.concat([schema_frame, *parts], how="diagonal_relaxed").sort("symbol")
         if parts
         else schema_frame
     )

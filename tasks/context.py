@@ -43,6 +43,8 @@ class RunContext:
                 rate_limit_scale=self.settings.rate_limit_scale,
                 allowance=self.settings.allowance,
                 allowance_fallback_processes=self.settings.allowance_fallback_processes,
+                binance_source=self.settings.binance_source,
+                archive_url=self.settings.binance_archive_url,
             )
         return client
 

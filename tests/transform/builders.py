@@ -128,6 +128,7 @@ def _raw(
                 "taker_buy_base": pl.Series(v / 2).cast(pl.String),
                 "taker_buy_quote": pl.Series(v * c / 2).cast(pl.String),
                 "ignore": ["0"] * n,
+                "source": ["rest"] * n,
             }
         )
     elif exchange is Exchange.OKX:
