@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # With a Redis allowance unreachable at start: 0 refuses to start; N > 0 runs on `local/N`
     # (logged as a warning).
     allowance_fallback_processes: int = Field(default=0, ge=0, le=1024)
+    # Days after a closed day's end during which rows still missing from it (not yet published,
+    # quarantined for a source error) are fetched again on every run; after that, what is still
+    # missing is recorded as a gap of the source and the day is complete.
+    settle_days: int = Field(default=3, ge=0, le=366)
     # HF_TOKEN (no prefix) is read by `hf_token()`; never a field so it never reaches a dump.
 
     @field_validator("warehouse")
