@@ -283,3 +283,34 @@ def test_a_derived_interval_asked_alone_fetches_its_source(live: Any, warehouse_
     rows = silver(warehouse_dir).group_by("interval").len().sort("interval")
     counts = dict(rows.iter_rows())
     assert counts["4h"] == 6 and counts["1h"] > 0
+
+
+def test_a_silver_rebuild_from_a_worse_bronze_keeps_the_stored_silver(
+    live: Any, warehouse_dir: Path
+) -> None:
+    """Injected: after a good day, its bronze file replaced behind the pipeline's back by one
+    where a BTCUSDT candle has high below low and an ETHUSDT candle is gone, then a forced
+    silver rebuild of the day. Held: the rebuild is refused for both symbols (named, with
+    why) and silver keeps every stored candle."""
+    from tasks.silver_partition import write_partition
+
+    assert backfill(exchanges=["binance"], symbols=["BTCUSDT", "ETHUSDT"]).is_completed()
+    stored = silver(warehouse_dir)
+    wh = Warehouse(str(warehouse_dir))
+    spec = PartitionSpec(exchange=Exchange.BINANCE, dataset="ohlcv", interval=Interval.H1, day=DAY)
+    raw = wh.read(PartitionKey.of(spec))
+    assert raw is not None
+    row = pl.int_range(pl.len()) == 2
+    worse = raw.with_columns(
+        pl.when(row).then(pl.col("low")).otherwise(pl.col("high")).alias("high"),
+        pl.when(row).then(pl.col("high")).otherwise(pl.col("low")).alias("low"),
+    ).filter(pl.int_range(pl.len()) != raw.height - 1)
+    wh.write(PartitionKey.of(spec), worse, closed=True, force=True)
+
+    built = write_partition(
+        wh, spec, ["BTCUSDT", "ETHUSDT"], force=True, bronze_complete=lambda *_: True
+    )
+    error = str(built.summary.error)
+    assert "BTCUSDT: 1 valid stored row(s) lost" in error and "now invalid" in error
+    assert "ETHUSDT: 1 valid stored row(s) lost" in error and "1 absent" in error
+    assert silver(warehouse_dir).equals(stored)
