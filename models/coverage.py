@@ -7,8 +7,13 @@ truth read by backfill planning, resume, `crypto-pipeline coverage` and run repo
   applies, e.g. instruments).
 - `gaps`: missing grid ranges as [start, end) timestamps.
 - `closed`: the day had ended when the data was fetched.
-- `complete`: closed, and the fetch for that day finished without error, so the exchange's
-  answer is final (gaps in a complete day are the exchange's own and are not re-fetched).
+- `complete`: closed, the fetch for that day finished without error, and every expected row is
+  present or its absence is a known gap of the source: the exchange served later rows of the
+  day (a maintenance window), or the day is older than the settle period
+  (`Settings.settle_days`). A day still missing rows otherwise (its last candles not yet
+  published, rows quarantined for a source error) is incomplete and planning fetches it again.
+- `gap_reason`: why a complete record has gaps (or none), or why an incomplete one is not
+  complete yet; null when nothing is missing.
 - `file_stamp`: the stamp (`storage.fs.Store.stamps`) of the partition file as written with
   this record, or null. While the file still carries it, the file is the one that was written
   whole, so planning need not read it back to check it (`Warehouse.damaged`).
@@ -38,10 +43,11 @@ COVERAGE_SCHEMA = pl.Schema(
         "complete": pl.Boolean(),
         "updated_at": UTC_MS,
         "file_stamp": pl.String(),
+        "gap_reason": pl.String(),
     }
 )
 
 # Columns a record may lack (files written before they existed): they read back as null.
-OPTIONAL_COLUMNS = ("file_stamp",)
+OPTIONAL_COLUMNS = ("file_stamp", "gap_reason")
 
 COVERAGE_KEY = ("layer", "dataset", "exchange", "symbol", "interval", "day")

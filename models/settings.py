@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # The archive's base URL; unset: https://data.binance.vision, or the sandbox when
     # SANDBOX_URL is set (it serves the archive at the real paths).
     binance_archive_url: str | None = None
+    # Days after a closed day's end during which rows still missing from it (not yet published,
+    # quarantined for a source error) are fetched again on every run; after that, what is still
+    # missing is recorded as a gap of the source and the day is complete.
+    settle_days: int = Field(default=3, ge=0, le=366)
     # HF_TOKEN (no prefix) is read by `hf_token()`; never a field so it never reaches a dump.
 
     @field_validator("warehouse")

@@ -47,7 +47,12 @@ def with_optional_columns(records: pl.DataFrame) -> pl.DataFrame:
     absent = [c for c in OPTIONAL_COLUMNS if c not in records.columns]
     if not absent:
         return records
-    return records.with_columns(pl.lit(None, COVERAGE_SCHEMA[c]).alias(c) for c in absent)
+    filled = records.with_columns(pl.lit(None, COVERAGE_SCHEMA[c]).alias(c) for c in absent)
+    if set(COVERAGE_SCHEMA) <= set(filled.columns):  # keep the schema's column order
+        return filled.select(
+            *COVERAGE_SCHEMA, *(c for c in filled.columns if c not in COVERAGE_SCHEMA)
+        )
+    return filled
 
 
 def normalize(records: pl.DataFrame) -> pl.DataFrame:

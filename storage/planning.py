@@ -46,6 +46,7 @@ class CoverageStatus:
 
     complete: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
     stamps: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    rows: dict[StatusKey, int] = field(default_factory=lambda: defaultdict(int))
     records: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     def complete_symbols(self, spec: PartitionSpec) -> set[str]:
@@ -62,8 +63,17 @@ def coverage_status(
     status = CoverageStatus(records=records)
     if records.is_empty():
         return status
-    columns = ("exchange", "dataset", "interval", "day", "symbol", "complete", "file_stamp")
-    for exchange, dataset, interval, day, symbol, complete, stamp in records.select(
+    columns = (
+        "exchange",
+        "dataset",
+        "interval",
+        "day",
+        "symbol",
+        "complete",
+        "file_stamp",
+        "rows_present",
+    )
+    for exchange, dataset, interval, day, symbol, complete, stamp, rows in records.select(
         columns
     ).iter_rows():
         key = (exchange, dataset, interval, day)
@@ -71,6 +81,7 @@ def coverage_status(
             status.complete[key].add(symbol)
         if stamp is not None:
             status.stamps[key].add(stamp)
+        status.rows[key] += rows or 0
     return status
 
 
@@ -102,7 +113,7 @@ def bronze_complete_for(warehouse: Warehouse, specs: Sequence[PartitionSpec]) ->
 
 class Plan(list[PartitionSpec]):
     """Partitions still to do; `damaged` maps those recorded complete whose stored file does
-    not read back (truncated, corrupted, missing) to the reason, so they are redone."""
+    not read back (truncated, corrupted) or is gone to the reason, so they are redone."""
 
     def __init__(
         self, specs: Sequence[PartitionSpec], damaged: dict[PartitionSpec, str] | None = None
@@ -117,15 +128,23 @@ def damaged_partitions(
     specs: Sequence[PartitionSpec],
     status: CoverageStatus | None = None,
 ) -> dict[PartitionSpec, str]:
-    """The specs whose stored file exists but fails `Warehouse.validate`.
+    """The specs whose stored file fails `Warehouse.validate`, or is gone though coverage
+    records rows (or a file) for it: a missing file is missing, whatever the index says.
 
     A file still carrying a stamp recorded in coverage when it was written (or last checked)
     is the whole file that was written and is not read back; the others are read back in
-    threads, and those that pass get their stamp recorded so the next plan skips them.
+    threads, and those that pass get their stamp recorded so the next plan skips them. The
+    existence check is the same listing (`Warehouse.stamps`): no file is opened for it.
     """
     status = status or CoverageStatus()
     keys = {spec: PartitionKey.of(spec, layer) for spec in specs}
     current = warehouse.stamps(list(keys.values()))
+    gone = {
+        spec: f"missing: no file at {warehouse.path(key)} though coverage records its rows"
+        for spec, key in keys.items()
+        if key not in current
+        and (status.rows.get(status_key(spec), 0) > 0 or status.stamps.get(status_key(spec)))
+    }
     suspect = [
         spec
         for spec, key in keys.items()
@@ -138,6 +157,7 @@ def damaged_partitions(
     with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
         problems = list(pool.map(check, suspect))
     damaged = {spec: why for spec, why in zip(suspect, problems, strict=True) if why}
+    damaged.update(gone)
     checked = {status_key(s): current[keys[s]] for s in suspect if s not in damaged}
     _record_checked_stamps(warehouse, status.records, checked)
     return damaged

@@ -13,22 +13,28 @@ import pyarrow as pa
 
 from clients.protocol import ExchangeClient, ExchangeError, UnknownSymbol
 from models.bronze import empty_bronze
-from models.coverage import COVERAGE_SCHEMA
+from models.coverage import COVERAGE_SCHEMA, GAP_STRUCT
 from models.dates import day_start, is_closed
 from models.enums import (
     EXCHANGE_DATASETS,
     OPEN_INTEREST_PERIOD,
     Dataset,
     Exchange,
+    Interval,
     Layer,
     MarketKind,
 )
 from models.partitions import PartitionSpec
-from storage import PartitionKey, ShrinkRefused, Warehouse, WriteResult
+from models.silver import SILVER_KEYS
+from storage import PartitionKey, Warehouse, WriteResult
+from storage.coverage import with_optional_columns
 from storage.planning import recorded_complete
 from tasks.context import RunContext
 from tasks.progress import Progress
 from tasks.runtime import run_logger, settle_heap, shared_gate
+from tasks.transform.coverage import build_coverage, judge_complete
+from tasks.transform.degrade import refused_symbols
+from tasks.transform.silver_batch import Validated, validated
 
 
 @dataclass
@@ -41,6 +47,8 @@ class FetchSummary:
     symbols_skipped_complete: list[str] = field(default_factory=list)
     symbols_not_listed: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    # not listed any more, but rows of this closed day are stored: those rows are kept
+    symbols_kept_unlisted: list[str] = field(default_factory=list)
     path: str | None = None
     closed: bool = True
 
@@ -126,39 +134,79 @@ async def _fetch_symbol(client: ExchangeClient, spec: PartitionSpec, symbol: str
     raise ValueError(f"{spec.dataset} is not fetched per day")
 
 
+def _grid(spec: PartitionSpec) -> Interval | None:
+    """The grid a partition's rows are expected on (none for funding)."""
+    if spec.dataset is Dataset.OPEN_INTEREST:
+        return OPEN_INTEREST_PERIOD
+    return spec.interval
+
+
+def assess(spec: PartitionSpec, frame: pl.DataFrame) -> Validated:
+    """The bronze rows of a partition judged as silver will judge them (good, quarantined)."""
+    return validated(
+        spec.dataset.value,
+        frame,
+        exchange=spec.exchange.value,
+        interval=spec.interval,
+        day=spec.day,
+    )
+
+
 def bronze_coverage(
     spec: PartitionSpec,
-    frame: pl.DataFrame,
+    checked: Validated,
     symbols: list[str],
     *,
     closed: bool,
-    failed: set[str],
     now: datetime,
+    settle_days: int,
+    not_listed: Collection[str] = (),
 ) -> pl.DataFrame:
-    """Coverage records for the symbols fetched (or found unlisted) in this run."""
-    counts = dict(frame.group_by("symbol").len().iter_rows()) if not frame.is_empty() else {}
-    expected = spec.interval.per_day if spec.interval else None
-    if spec.dataset is Dataset.OPEN_INTEREST:
-        expected = OPEN_INTEREST_PERIOD.per_day
-    rows: list[dict[str, Any]] = [
+    """Coverage records of the symbols fetched in this run (`checked`: their rows judged by
+    `assess`), complete only when nothing expected is missing or what is missing is a gap of
+    the source (`judge_complete`), and of the symbols the exchange does not list (complete,
+    nothing expected)."""
+    grid = _grid(spec)
+    records = build_coverage(
+        spec.dataset.value,
+        checked.good,
+        exchange=spec.exchange.value,
+        grid=grid,
+        day=spec.day,
+        symbols=[s for s in symbols if s not in not_listed],
+        quarantined=checked.quarantine,
+        closed=closed,
+        complete=False,
+        now=now,
+    )
+    records = judge_complete(
+        records,
+        checked.good,
+        grid=grid,
+        day=spec.day,
+        closed=closed,
+        now=now,
+        settle_days=settle_days,
+    )
+    unlisted = pl.DataFrame(
         {
-            "layer": Layer.BRONZE.value,
-            "dataset": spec.dataset.value,
-            "exchange": spec.exchange.value,
-            "symbol": sym,
-            "interval": spec.interval.value if spec.interval else None,
-            "day": spec.day,
-            "rows_present": int(counts.get(sym, 0)),
-            "rows_expected": expected,
-            "gaps": [],
+            "symbol": sorted(not_listed),
+            "rows_present": 0,
             "quarantined": 0,
             "closed": closed,
-            "complete": closed and sym not in failed,
-            "updated_at": now,
+            "complete": closed,
+            "gap_reason": f"not listed on {spec.exchange.value}",
         }
-        for sym in symbols
-    ]
-    return pl.DataFrame(rows, schema=COVERAGE_SCHEMA)
+    ).with_columns(pl.lit([], pl.List(GAP_STRUCT)).alias("gaps"))
+    records = pl.concat([records, with_optional_columns(unlisted)], how="diagonal_relaxed")
+    return records.with_columns(
+        pl.lit(Layer.BRONZE.value).alias("layer"),
+        pl.lit(spec.dataset.value).alias("dataset"),
+        pl.lit(spec.exchange.value).alias("exchange"),
+        pl.lit(spec.interval.value if spec.interval else None, pl.String).alias("interval"),
+        pl.lit(spec.day).alias("day"),
+        pl.lit(now).cast(COVERAGE_SCHEMA["updated_at"]).alias("updated_at"),
+    ).select(pl.col(n).cast(t) for n, t in COVERAGE_SCHEMA.items())
 
 
 async def fetch_partition(
@@ -176,13 +224,13 @@ async def fetch_partition(
 
     Symbols already complete for a closed day are skipped unless `force` or `repair` (the
     stored file is damaged: it is replaced by a fresh fetch). A symbol the exchange does not
-    list is skipped with a notice. Failed symbols keep their stored rows; so do symbols for
-    which the exchange now returns fewer rows of a closed day than are stored (never shrink,
-    even when forced: reported as a failure). If any failed, `PartitionFetchFailed` is raised
-    after the rest has been written. `complete`: the symbols the coverage index records
-    complete, when the caller has just read it (else it is read here). `coverage_batch`: the
-    caller publishes the partition's coverage records (appended there, after the file is
-    written) with others in one upsert; else they are published here.
+    list is skipped with a notice (its stored rows, if any, are kept). Failed symbols keep their
+    stored rows; so do symbols whose answer would degrade a stored closed day (a valid row lost
+    or now invalid: never degrade, even when forced; reported as a failure). If any failed,
+    `PartitionFetchFailed` is raised after the rest has been written. `complete`: the symbols
+    the coverage index records complete, when the caller has just read it (else it is read
+    here). `coverage_batch`: the caller publishes the partition's coverage records (appended
+    there, after the file is written) with others in one upsert; else they are published here.
     """
     log = run_logger()
     warehouse = ctx.warehouse
@@ -233,8 +281,8 @@ async def fetch_partition(
         summary,
         closed=closed,
         now=now,
-        force=force,
         repair=repair,
+        settle_days=ctx.settings.settle_days,
         coverage_batch=coverage_batch,
     )
     if summary.failures:
@@ -290,57 +338,62 @@ def _store_fetched(
     *,
     closed: bool,
     now: datetime,
-    force: bool,
     repair: bool,
+    settle_days: int,
     coverage_batch: list[pl.DataFrame] | None = None,
 ) -> None:
     """Merge the fetched symbols with the stored rows kept, write the file, record coverage
     (upserted now, or appended to `coverage_batch` for the caller to publish).
 
-    Updates `summary` (path, rows; symbols refused by the never-shrink guard become failures).
+    Never degrade a closed day: a fetched symbol whose answer lacks (or invalidates) a valid
+    stored row keeps its stored rows and becomes a failure; a symbol the exchange no longer
+    lists keeps its stored rows (and its coverage). Updates `summary` (path, rows).
     """
     key = PartitionKey.of(spec)
     stored = _read_stored(warehouse, key) if repair else warehouse.read(key)
-    if closed and stored is not None and not stored.is_empty():
-        frames = _keep_larger_stored(stored, frames, summary)
-    fetched = set(summary.symbols_fetched) | set(summary.symbols_not_listed)
-    kept = (
-        stored.filter(~pl.col("symbol").is_in(list(fetched)))
-        if stored is not None and not stored.is_empty()
-        else None
-    )
-    parts = [f for f in frames if not f.is_empty()]
-    if kept is not None and not kept.is_empty():
-        parts.append(kept)
+    if stored is not None and stored.is_empty():
+        stored = None
     schema_frame = empty_bronze(spec.exchange, spec.dataset)
-    merged = (
-        pl.concat([schema_frame, *parts], how="diagonal_relaxed").sort("symbol")
-        if parts
-        else schema_frame
-    )
-    new_rows = pl.concat(frames, how="vertical_relaxed") if frames else schema_frame
+    offered = pl.concat([schema_frame, *frames], how="vertical_relaxed")
+    stored_symbols = set(stored.get_column("symbol").unique()) if stored is not None else set()
+    if closed and stored is not None:
+        offered = _refuse_degraded(spec, stored, offered, summary)
+    unlisted_kept = sorted(set(summary.symbols_not_listed) & stored_symbols)
+    summary.symbols_kept_unlisted = unlisted_kept
+    for symbol in unlisted_kept:
+        run_logger().warning(
+            "%s: %s not listed on %s; its stored rows are kept",
+            spec.label,
+            symbol,
+            spec.exchange.value,
+        )
     written: WriteResult | None = None
-    if summary.symbols_fetched or kept is not None:
+    if summary.symbols_fetched:
+        kept = (
+            stored.filter(~pl.col("symbol").is_in(summary.symbols_fetched))
+            if stored is not None
+            else schema_frame
+        )
+        # diagonal: files stored before a column was added (Binance `source`) lack it
+        merged = pl.concat([offered, kept], how="diagonal_relaxed").sort(
+            "symbol", maintain_order=True
+        )
         window = (day_start(spec.day), day_start(spec.day) + timedelta(days=1))
-        try:
-            written = warehouse.write(
-                key, merged, closed=closed, window=window, force=force or repair
-            )
-            summary.path = written.path
-            summary.rows = written.rows
-        except ShrinkRefused as exc:
-            for sym in summary.symbols_fetched:
-                summary.failures[sym] = str(exc)
-            summary.symbols_fetched = []
-    coverage_symbols = summary.symbols_fetched + summary.symbols_not_listed
+        # The per-symbol guard above replaces the row count check of `Warehouse.write`.
+        written = warehouse.write(key, merged, closed=closed, window=window, force=True)
+        summary.path = written.path
+        summary.rows = written.rows
+    unlisted = [s for s in summary.symbols_not_listed if s not in stored_symbols]
+    coverage_symbols = summary.symbols_fetched + unlisted
     if coverage_symbols:
         records = bronze_coverage(
             spec,
-            new_rows,
+            assess(spec, offered),
             coverage_symbols,
             closed=closed,
-            failed=set(summary.failures),
             now=now,
+            settle_days=settle_days,
+            not_listed=unlisted,
         )
         records = written.stamp_records(records) if written else records
         if coverage_batch is None:
@@ -358,28 +411,29 @@ def _read_stored(warehouse: Warehouse, key: PartitionKey) -> pl.DataFrame | None
         return None
 
 
-def _keep_larger_stored(
-    stored: pl.DataFrame, frames: list[pl.DataFrame], summary: FetchSummary
-) -> list[pl.DataFrame]:
-    """Drop fetched symbols of a closed day that came back with fewer rows than are stored:
-    their stored rows are kept (merged back as unfetched) and each is reported as a failure."""
-    before = dict(stored.group_by("symbol").len().iter_rows())
-    shrunk = {}
-    for symbol in list(summary.symbols_fetched):
-        offered = sum(
-            f.filter(pl.col("symbol") == symbol).height for f in frames if not f.is_empty()
-        )
-        if offered < int(before.get(symbol, 0)):
-            shrunk[symbol] = offered
-    if not shrunk:
-        return frames
-    for symbol, offered in shrunk.items():
+def _refuse_degraded(
+    spec: PartitionSpec, stored: pl.DataFrame, offered: pl.DataFrame, summary: FetchSummary
+) -> pl.DataFrame:
+    """`offered` without the fetched symbols whose answer would degrade the stored closed day
+    (a valid stored row lost or now invalid, judged by `assess`); each refused symbol keeps
+    its stored rows (merged back as unfetched) and is reported as a failure."""
+    fetched = summary.symbols_fetched
+    before = stored.filter(pl.col("symbol").is_in(fetched))
+    if before.is_empty():
+        return offered
+    old, new = assess(spec, before), assess(spec, offered)
+    refused = refused_symbols(
+        old.good,
+        new.good,
+        SILVER_KEYS[spec.dataset.value],
+        offered_quarantine=new.quarantine,
+    )
+    if not refused:
+        return offered
+    for symbol, why in refused.items():
         summary.symbols_fetched.remove(symbol)
-        summary.failures[symbol] = (
-            f"the exchange returned {offered} rows for this closed day but "
-            f"{before[symbol]} are stored; stored rows kept (never shrink)"
-        )
-    return [f.filter(~pl.col("symbol").is_in(list(shrunk))) for f in frames if not f.is_empty()]
+        summary.failures[symbol] = f"refused the exchange's answer for this closed day: {why}"
+    return offered.filter(~pl.col("symbol").is_in(list(refused)))
 
 
 async def fetch_instruments(

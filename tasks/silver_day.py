@@ -68,7 +68,9 @@ def build_day(
     warehouse: Warehouse,
     force: bool = False,
 ) -> SilverDay:
-    """Build the day's planned silver partitions, then its aggregates across `exchanges`.
+    """Build the day's planned silver partitions, then the aggregates of the intervals they
+    touch, from every exchange's silver of the day (not only the run's `exchanges`, which
+    name what was asked for).
 
     Every partition is attempted; a partition that raises, or whose write is refused (never
     shrink), is listed in `failures`. Raises `SilverDayFailed` at the end if any partition
@@ -109,13 +111,7 @@ def build_day(
     for interval in aggregate_intervals(todays):
         label = f"aggregated/ohlcv/{interval.value}/{day}"
         try:
-            summary = build_aggregate(
-                interval,
-                day,
-                list(exchanges),
-                warehouse=warehouse,
-                written=written[interval],
-            )
+            summary = build_aggregate(interval, day, warehouse=warehouse, written=written[interval])
         except Exception as exc:
             raised = True
             result.failures.append(f"{label}: {type(exc).__name__}: {exc}")

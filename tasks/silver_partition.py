@@ -3,20 +3,22 @@ and one interval's cross-exchange aggregate of a day."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from models.dates import is_closed
 from models.enums import Dataset, Exchange, Interval, Layer
 from models.partitions import PartitionSpec
-from models.silver import SILVER_SCHEMAS
+from models.silver import SILVER_KEYS, SILVER_SCHEMAS
 from storage import PartitionKey, ShrinkRefused, Warehouse
 from storage.planning import BronzeComplete
 from tasks.transform.coverage import ohlcv_coverage
+from tasks.transform.degrade import keep_stored, refused_symbols
 from tasks.transform.ohlcv import resample_ohlcv
 from tasks.transform.silver_batch import build_silver
 from tasks.transform.validate import validate
@@ -128,10 +130,13 @@ def write_partition(
         if spec.interval is None:  # coverage is keyed like the partition (no interval level)
             coverage = coverage.with_columns(pl.lit(None, dtype=pl.String).alias("interval"))
         summary.counts = dict(batch.counts)
+    key = PartitionKey.of(spec, Layer.SILVER)
+    if closed:
+        data, coverage, refused = _never_degrade(warehouse, key, data, quarantine, coverage)
+        if refused:
+            summary.error = "; ".join(f"{sym}: {why}" for sym, why in sorted(refused.items()))
     try:
-        result = warehouse.write(
-            PartitionKey.of(spec, Layer.SILVER), data, closed=closed, force=force
-        )
+        result = warehouse.write(key, data, closed=closed, force=force)
         summary.path = result.path
         summary.rows = result.rows
     except ShrinkRefused as exc:
@@ -148,6 +153,33 @@ def write_partition(
     return built
 
 
+def _never_degrade(
+    warehouse: Warehouse,
+    key: PartitionKey,
+    data: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    coverage: pl.DataFrame,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, str]]:
+    """The rebuilt rows of a closed day, except the symbols whose stored version holds a valid
+    row the rebuild lacks (lost, or now quarantined), or that the rebuild lacks altogether:
+    those keep their stored rows and their coverage records (the rebuild's are dropped).
+    Returns (rows to write, coverage to publish, refusal per symbol)."""
+    try:
+        stored = warehouse.read(key)
+    except (pa.ArrowException, OSError):
+        return data, coverage, {}  # a damaged file is being repaired
+    if stored is None or stored.is_empty():
+        return data, coverage, {}
+    refused = refused_symbols(stored, data, SILVER_KEYS[key.dataset], offered_quarantine=quarantine)
+    if not refused:
+        return data, coverage, {}
+    keys = list(SILVER_KEYS[key.dataset])
+    kept = keep_stored(stored.select(data.columns), data, list(refused), keys)
+    if not coverage.is_empty():
+        coverage = coverage.filter(~pl.col("symbol").is_in(list(refused)))
+    return kept, coverage, refused
+
+
 def _gap_totals(coverage: pl.DataFrame) -> tuple[int, float]:
     """(merged gaps, minutes they span) over the coverage rows, in one pass."""
     gap = pl.col("gaps").explode().struct
@@ -161,12 +193,13 @@ def _gap_totals(coverage: pl.DataFrame) -> tuple[int, float]:
 def build_aggregate(
     interval: Interval,
     day: Any,
-    exchanges: Sequence[Exchange],
     *,
     warehouse: Warehouse,
     written: Mapping[Exchange, pl.DataFrame] | None = None,
 ) -> SilverSummary:
-    """Cross-exchange aggregate of one interval and day from the stored silver candles.
+    """Cross-exchange aggregate of one interval and day from every exchange's stored silver
+    candles of that day (whichever exchanges the run was asked for: a run on some exchanges
+    never turns the others' venues out of the aggregate).
 
     `written` holds exchanges' candles of that interval and day just written by the caller
     (the same rows the files hold), so they are not read back; the rest are read.
@@ -175,7 +208,7 @@ def build_aggregate(
 
     written = written or {}
     frames = []
-    for exchange in exchanges:
+    for exchange in Exchange:
         if exchange in written:
             if not written[exchange].is_empty():
                 frames.append(written[exchange])

@@ -6,14 +6,14 @@ users who ask, with an explicit `is_filled` flag.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Collection, Sequence
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 import polars as pl
 
 from models.coverage import COVERAGE_SCHEMA, GAP_STRUCT
-from models.dates import day_bounds_ms
+from models.dates import day_bounds_ms, day_start
 from models.enums import OPEN_INTEREST_PERIOD, Interval, Layer
 from models.silver import SILVER_SCHEMAS
 from tasks.transform.common import UTC_MS, collect, conform, stamp, utc_ms_lit
@@ -284,6 +284,80 @@ def gridless_coverage(
         complete=complete,
         now=now,
     )
+
+
+def settled(day: date, now: datetime, settle_days: int) -> bool:
+    """Whether `day` ended at least `settle_days` days before `now`: what it still lacks is
+    then a gap of the source, no longer fetched again."""
+    return day_start(day) + timedelta(days=1 + settle_days) <= stamp(now)
+
+
+def judge_complete(
+    coverage: pl.DataFrame,
+    good: pl.DataFrame,
+    *,
+    grid: Interval | None,
+    day: date,
+    closed: bool,
+    now: datetime,
+    settle_days: int,
+    failed: Collection[str] = (),
+) -> pl.DataFrame:
+    """`coverage` (from `build_coverage`) with `complete` and `gap_reason` decided per symbol.
+
+    A closed day is complete for a symbol when every expected row is there, or what is missing
+    is a gap the source confirms: it served later rows of the day (a maintenance window, a
+    quiet minute). Rows quarantined for a source error, and a missing tail (candles not yet
+    published), are not confirmed: the day stays incomplete, so planning fetches it again,
+    until it is `settled` (older than `settle_days`), when what is still missing is recorded
+    as a gap of the source. Funding has no grid (intervals vary): only quarantined rows count
+    as missing. `failed` symbols are never complete.
+    """
+    if coverage.is_empty():
+        return coverage
+    if grid is None:
+        tail_missing = pl.lit(False)
+    else:
+        _, end = day_bounds_ms(day)
+        last = (
+            good.lazy()
+            .group_by("symbol")
+            .agg(pl.col("ts").dt.epoch("ms").max().alias("_last"))
+            .collect()
+        )
+        coverage = coverage.join(last, on="symbol", how="left")
+        tail_missing = (pl.col("rows_expected") > 0) & (
+            pl.col("_last").is_null() | (pl.col("_last") + grid.ms < end)
+        )
+    is_settled = settled(day, now, settle_days)
+    quarantined = pl.col("quarantined") > 0
+    unconfirmed = tail_missing | quarantined
+    ok = pl.lit(closed) & ~pl.col("symbol").is_in(list(failed))
+    complete = ok & (~unconfirmed | pl.lit(is_settled))
+    why = pl.concat_str(
+        [
+            pl.when(tail_missing).then(pl.lit("rows missing at the end of the day")),
+            pl.when(quarantined).then(pl.format("{} rows quarantined", pl.col("quarantined"))),
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
+    until = (day + timedelta(days=1 + settle_days)).isoformat()
+    has_gaps = pl.col("gaps").list.len() > 0
+    reason = (
+        pl.when(~pl.lit(closed))
+        .then(None)
+        .when(unconfirmed & complete)
+        .then(pl.format("source gap: {} (still so {} days after the day)", why, settle_days))
+        .when(unconfirmed)
+        .then(pl.format("incomplete: {}; fetched again until {}", why, pl.lit(until)))
+        .when(has_gaps)
+        .then(pl.lit("source gap: the exchange served later rows of the day"))
+        .otherwise(None)
+    )
+    return coverage.with_columns(
+        complete.alias("complete"), reason.cast(pl.String).alias("gap_reason")
+    ).select(COVERAGE_SCHEMA.names())
 
 
 def dense_view(df: pl.DataFrame, interval: Interval, day: date) -> pl.DataFrame:

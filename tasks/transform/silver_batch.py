@@ -119,6 +119,47 @@ def _gap_counts(coverage: pl.DataFrame, grid: Interval | None) -> tuple[int, int
     return int(gaps), int(span_ms or 0) // grid.ms if grid else 0
 
 
+@dataclass(frozen=True)
+class Validated:
+    """Bronze rows normalized, deduplicated and validated at the candles' own interval."""
+
+    good: pl.DataFrame
+    quarantine: pl.DataFrame
+    source: Interval | None  # the interval of the bronze candles (Coinbase 4h: 1h)
+    counts: dict[str, int]
+
+
+def validated(
+    dataset: str,
+    bronze: pl.DataFrame,
+    *,
+    exchange: str,
+    interval: Interval | None,
+    day: date,
+    previous: pl.DataFrame | None = None,
+) -> Validated:
+    """The good and quarantined rows of one exchange's bronze rows of one day, before any
+    resampling (the first half of `build_silver`; bronze uses it to judge what it stores)."""
+    exchange = Exchange(exchange).value
+    if dataset == "ohlcv" and interval is None:
+        raise ValueError("ohlcv needs an interval")
+    normalize = _normalizer(dataset, previous, exchange)
+    exchanges, intervals = _bronze_values(bronze)
+    _check_exchange(exchanges, exchange)
+
+    normalized = normalize(bronze)
+    deduped = dedup_latest(normalized, SILVER_KEYS[dataset])
+    source = _source_interval(intervals, interval) if dataset == "ohlcv" and interval else interval
+    good, quarantine = validate(deduped, dataset, interval=source, day=day, sorted_by_key=True)
+    counts = {
+        "input": len(bronze),
+        "unclosed": len(bronze) - len(normalized),
+        "deduplicated": len(normalized) - len(deduped),
+        "quarantined": len(quarantine),
+    }
+    return Validated(good, quarantine, source, counts)
+
+
 def build_silver(
     dataset: str,
     bronze: pl.DataFrame,
@@ -141,22 +182,15 @@ def build_silver(
     and resampled; quarantined source candles then carry their own interval.
     """
     exchange = Exchange(exchange).value
-    if dataset == "ohlcv" and interval is None:
-        raise ValueError("ohlcv needs an interval")
-    normalize = _normalizer(dataset, previous, exchange)
-    exchanges, intervals = _bronze_values(bronze)
-    _check_exchange(exchanges, exchange)
-
-    normalized = normalize(bronze)
-    deduped = dedup_latest(normalized, SILVER_KEYS[dataset])
-    source = _source_interval(intervals, interval) if dataset == "ohlcv" and interval else interval
-    good, quarantine = validate(deduped, dataset, interval=source, day=day, sorted_by_key=True)
-    counts = {
-        "input": len(bronze),
-        "unclosed": len(bronze) - len(normalized),
-        "deduplicated": len(normalized) - len(deduped),
-        "quarantined": len(quarantine),
-    }
+    checked = validated(
+        dataset, bronze, exchange=exchange, interval=interval, day=day, previous=previous
+    )
+    good, quarantine, source, counts = (
+        checked.good,
+        checked.quarantine,
+        checked.source,
+        dict(checked.counts),
+    )
     if dataset == "ohlcv" and interval and source != interval:
         counts["source_good"] = len(good)
         good, extra = validate(resample_ohlcv(good, interval), dataset, interval=interval, day=day)

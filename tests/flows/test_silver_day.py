@@ -41,8 +41,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         done.append(s.label)
         return BuiltPartition(SilverSummary(partition=s.label, rows=len(symbols)))
 
-    def aggregate(interval: Interval, day: date, exchanges: list[Exchange], **_: Any) -> Any:
-        done.append(f"aggregate {interval.value} {day} {[e.value for e in exchanges]}")
+    def aggregate(interval: Interval, day: date, **_: Any) -> Any:
+        done.append(f"aggregate {interval.value} {day}")
         return SilverSummary(partition=f"aggregated/ohlcv/{interval.value}/{day}", rows=1)
 
     monkeypatch.setattr(silver_day, "bronze_complete_for", lambda *_: lambda *__: True)
@@ -63,8 +63,8 @@ def test_native_then_resampled_then_aggregates(calls: list[str]) -> None:
         "coinbase/ohlcv/1h/2024-03-04",
         "binance/funding/2024-03-04",
         "coinbase/ohlcv/4h/2024-03-04",
-        "aggregate 1h 2024-03-04 ['binance', 'coinbase']",
-        "aggregate 4h 2024-03-04 ['binance', 'coinbase']",
+        "aggregate 1h 2024-03-04",
+        "aggregate 4h 2024-03-04",
     ]
     assert [p.rows for p in result.partitions] == [1, 1, 1]
     assert len(result.aggregates) == 2 and result.failures == []

@@ -263,6 +263,7 @@ def years_of_records() -> pl.DataFrame:
         complete=pl.lit(True),
         updated_at=pl.lit(T0, COVERAGE_SCHEMA["updated_at"]),
         file_stamp=pl.lit(None, pl.String()),
+        gap_reason=pl.lit(None, pl.String()),
     ).select(list(COVERAGE_SCHEMA))
 
 
