@@ -90,21 +90,35 @@ async def flow_runs(**filters: Any) -> list[Any]:
         )
 
 
-def publish_runs_settled(timeout: float = 120) -> set[Any]:
-    """The publish runs once none is pending and none has appeared for a while."""
+def publish_runs() -> list[Any]:
+    """Runs of the publish deployment except those its cron schedule made."""
+    return [r for r in asyncio.run(flow_runs(deployment="publish")) if not r.auto_scheduled]
+
+
+async def cancel(flow_run_ids: list[Any]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    async with get_client() as client:
+        for flow_run_id in flow_run_ids:
+            await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
+
+
+def publish_runs_after(before: set[Any], timeout: float = 180) -> list[Any]:
+    """The publish runs started since `before`, once all are final and none has appeared for
+    `PUBLISH_QUIET_S` (an event becomes a run within about a second)."""
     deadline = time.monotonic() + timeout
     seen: set[Any] = set()
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
-        runs = asyncio.run(flow_runs(deployment="publish"))
-        ids = {r.id for r in runs}
-        if ids != seen:
-            seen, quiet_since = ids, time.monotonic()
-        pending = [r for r in runs if r.state is None or not r.state.is_final()]
-        if not pending and time.monotonic() - quiet_since >= PUBLISH_QUIET_S:
-            return seen
+        runs = [r for r in publish_runs() if r.id not in before]
+        if {r.id for r in runs} != seen:
+            seen, quiet_since = {r.id for r in runs}, time.monotonic()
+        settled = all(r.state is not None and r.state.is_final() for r in runs)
+        if settled and time.monotonic() - quiet_since >= PUBLISH_QUIET_S:
+            return runs
         time.sleep(1.0)
-    raise AssertionError("publish runs did not settle")
+    raise AssertionError(f"publish runs did not settle: {sorted(map(str, seen))}")
 
 
 async def artifact(flow_run_id: Any, key: str) -> Any:
@@ -159,7 +173,11 @@ def test_chunked_backfill_on_two_workers_shares_one_allowance_and_publishes_once
         # the publish target, as a Hub repo would be; no run state lives there
         "CRYPTO_PIPELINE_PUBLISH_DIR": str(tmp_path / "dataset"),
     }
+    # publish runs earlier tests triggered wait for workers that are gone: not ours to run
     stack.stop_workers()
+    earlier = publish_runs()
+    asyncio.run(cancel([r.id for r in earlier if r.state is None or not r.state.is_final()]))
+    before = {r.id for r in earlier}
     for name in ("shared-a", "shared-b"):
         own = tmp_path / name  # this worker's disk: Prefect home (results), temporary files
         (own / "tmp").mkdir(parents=True)
@@ -168,7 +186,6 @@ def test_chunked_backfill_on_two_workers_shares_one_allowance_and_publishes_once
             {**common, "PREFECT_HOME": str(own / "prefect"), "TMPDIR": str(own / "tmp")},
         )
     try:
-        before = publish_runs_settled()
         sandbox.reset_stats()
         parent = asyncio.run(
             run_and_wait(
@@ -214,11 +231,10 @@ def test_chunked_backfill_on_two_workers_shares_one_allowance_and_publishes_once
         ).item()
 
         # one publish for the whole backfill, and a publish of the same silver commits nothing
-        after = publish_runs_settled()
-        triggered = after - before
+        triggered = publish_runs_after(before)
         assert len(triggered) == 1, f"{len(triggered)} publish runs for one backfill"
-        (publish_id,) = triggered
-        first = asyncio.run(artifact(publish_id, "gold-publish"))
+        assert triggered[0].state.is_completed(), triggered[0].state.message
+        first = asyncio.run(artifact(triggered[0].id, "gold-publish"))
         assert "added: 0," not in first
         again = asyncio.run(run_and_wait(stack, "gold/publish", {}))
         assert again.state.is_completed(), again.state.message
@@ -231,3 +247,35 @@ def test_chunked_backfill_on_two_workers_shares_one_allowance_and_publishes_once
             keys = list(client.scan_iter(f"*{sandbox.url.removeprefix('http://')}*"))
             if keys:
                 client.delete(*keys)
+
+
+def test_a_worker_whose_shared_allowance_is_down_fails_runs_at_start_in_one_line(
+    api_env: PrefectStack, sandbox: Any, tmp_path: Path
+) -> None:
+    stack = api_env
+    down = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    stack.stop_workers()
+    stack.start_worker(
+        "no-redis",
+        {
+            "CRYPTO_PIPELINE_WAREHOUSE": str(tmp_path / "warehouse"),
+            "CRYPTO_PIPELINE_SANDBOX_URL": sandbox.url,
+            "CRYPTO_PIPELINE_ALLOWANCE": down,
+        },
+    )
+    sandbox.reset_stats()
+    try:
+        run = asyncio.run(
+            run_and_wait(
+                stack,
+                "backfill/backfill",
+                {"selection": {"start": "2024-03-20", "end": "2024-03-20"}},
+            )
+        )
+    finally:
+        stack.stop_workers()
+    assert run.state.is_failed()
+    message = run.state.message or ""
+    assert f"CRYPTO_PIPELINE_ALLOWANCE={down}" in message and "unavailable" in message
+    assert "\n" not in message
+    assert sum(int(s["requests"]) for s in sandbox.stats().values()) == 0
