@@ -38,6 +38,7 @@ from benchmarks.common import (
     run_worker,
     say,
 )
+from benchmarks.shared_allowance import shared_allowance
 from sandbox import SandboxConfig, SandboxServer
 
 RATE_LIMIT_SCALE = 0.2  # the politeness run: every allowance x0.2, windows unchanged
@@ -428,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(prefect_overhead(server, days, repeats, args.prefect_db))
     say(f"politeness: sandbox limits real x{RATE_LIMIT_SCALE}, client pacing on")
     figures.update(politeness(420, 2 if full else 1))  # more work than the time allows
+    say("shared allowance: N = 1, 2, 4 backfill processes on one sandbox, Redis allowance")
+    figures.update(shared_allowance(database=args.prefect_db))
     say("transforms in memory")
     figures.update(transform_speed(7, repeats + 1))
     if full:

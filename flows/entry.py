@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from clients.allowance import allowance_backend
 from models.settings import Settings, load_settings
 from tasks.context import RunContext
 
@@ -33,5 +34,13 @@ def run_settings() -> Settings:
 
 
 def run_context() -> RunContext:
-    """A context for a flow run: its settings and warehouse."""
-    return RunContext(run_settings())
+    """A context for a flow run: its settings and warehouse.
+
+    The exchanges' allowance backend is built here, before any work: a configured Redis that
+    is down fails the run at once with `AllowanceUnavailable`, one line naming the setting
+    and the address (or, with `CRYPTO_PIPELINE_ALLOWANCE_FALLBACK_PROCESSES`, runs on the
+    logged `local/N` fallback), never part-way through its tasks.
+    """
+    settings = run_settings()
+    allowance_backend(settings.allowance, fallback_processes=settings.allowance_fallback_processes)
+    return RunContext(settings)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
 from flows.artifacts import progress_artifact, quality_markdown
@@ -17,9 +20,28 @@ from tasks.silver_stage import coverage_table, run_silver
 SILVER_COMPLETED_EVENT = "crypto-pipeline.silver.completed"
 
 
+def is_top_level_run() -> bool:
+    """True outside a flow run and in a flow run that has no parent: a chunk run of a fan-out
+    and a flow called inside another flow leave the event to the run they belong to."""
+    ctx = FlowRunContext.get()
+    return ctx is None or ctx.flow_run is None or ctx.flow_run.parent_task_run_id is None
+
+
+def emit_silver_completed(start: date, end: date, **payload: int) -> None:
+    """The event that triggers the publish deployment: once per top-level run."""
+    emit_event(
+        event=SILVER_COMPLETED_EVENT,
+        resource={
+            "prefect.resource.id": "crypto-pipeline.silver",
+            "prefect.resource.name": "silver",
+        },
+        payload={"start": start.isoformat(), "end": end.isoformat(), **payload},
+    )
+
+
 async def silver_stage(request: RunRequest, ctx: RunContext) -> SilverReport:
-    """The silver stage as task runs, with its artifacts and the event that triggers the
-    publish deployment when something was built."""
+    """The silver stage as task runs, with its artifacts and, in a top-level run that built
+    something, the event that triggers the publish deployment."""
     async with progress_artifact("silver", "Silver partitions built"):
         report = await run_silver(request, ctx, PREFECT)
     if report.summaries:
@@ -35,19 +57,12 @@ async def silver_stage(request: RunRequest, ctx: RunContext) -> SilverReport:
             key="silver-quality",
             description="Silver data-quality summary",
         )
-    if report.summaries or report.aggregates:
-        emit_event(
-            event=SILVER_COMPLETED_EVENT,
-            resource={
-                "prefect.resource.id": "crypto-pipeline.silver",
-                "prefect.resource.name": "silver",
-            },
-            payload={
-                "start": request.days.start.isoformat(),
-                "end": request.days.end.isoformat(),
-                "partitions": report.partitions,
-                "failures": len(report.failures),
-            },
+    if (report.summaries or report.aggregates) and is_top_level_run():
+        emit_silver_completed(
+            request.days.start,
+            request.days.end,
+            partitions=report.partitions,
+            failures=len(report.failures),
         )
     return report
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,29 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectS
         except subprocess.TimeoutExpired:
             server.kill()
         postgres(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+async def run_and_wait(stack: PrefectStack, name: str, parameters: dict[str, Any]) -> Any:
+    """Create a run of a deployment and wait for its final state through the API."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    run = await run_deployment(name=name, parameters=parameters, timeout=0)  # type: ignore[misc]
+    async with get_client() as client:
+        for _ in range(600):
+            flow_run = await client.read_flow_run(run.id)
+            if flow_run.state is not None and flow_run.state.is_final():
+                return flow_run
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"{name} did not finish; see worker logs in {stack.home}")
+
+
+@pytest.fixture
+def api_env(prefect_stack: PrefectStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectStack]:
+    """This test process talks to the stack's server, also when another test module's
+    temporary Prefect server (whose settings override the environment) is active."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_stack.api_url)
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}):
+        yield prefect_stack

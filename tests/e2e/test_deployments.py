@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pytest
 
 from models.enums import Layer
 from storage import Warehouse
-from tests.e2e.conftest import PrefectStack
+from tests.e2e.conftest import PrefectStack, run_and_wait
 
 PARAMS = {"symbols": ["BTCUSDT", "ETHUSDT"], "intervals": ["1h", "1d"]}
-
-
-async def run_and_wait(stack: PrefectStack, name: str, parameters: dict[str, Any]) -> Any:
-    """Create a run of a deployment and wait for its final state through the API."""
-    from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
-
-    run = await run_deployment(name=name, parameters=parameters, timeout=0)  # type: ignore[misc]
-    async with get_client() as client:
-        for _ in range(600):
-            flow_run = await client.read_flow_run(run.id)
-            if flow_run.state is not None and flow_run.state.is_final():
-                return flow_run
-            await asyncio.sleep(0.5)
-    raise AssertionError(f"{name} did not finish; see worker logs in {stack.home}")
 
 
 async def artifact_keys(flow_run_id: Any) -> set[str]:
@@ -41,17 +24,6 @@ async def artifact_keys(flow_run_id: Any) -> set[str]:
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
     return {a.key for a in artifacts if a.key}
-
-
-@pytest.fixture
-def api_env(prefect_stack: PrefectStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectStack]:
-    """This test process talks to the stack's server, also when another test module's
-    temporary Prefect server (whose settings override the environment) is active."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    monkeypatch.setenv("PREFECT_API_URL", prefect_stack.api_url)
-    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}):
-        yield prefect_stack
 
 
 def test_backfill_deployment_on_process_workers(
