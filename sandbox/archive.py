@@ -392,7 +392,8 @@ async def handle(request: web.Request) -> web.Response:
     checksum = path.endswith(".CHECKSUM")
     zip_path = path.removesuffix(".CHECKSUM")
     name = zip_path.rsplit("/", 1)[1]
-    faults.requests += 1  # not in the REST counters: the archive is another host
+    faults.requests += 1
+    state.count("binance", path)  # counted with Binance's requests (no weight: another host)
     if name in faults.missing:
         return _not_found()
     native = zip_path.split("/")[-3 if "/klines/" in zip_path else -2]

@@ -177,7 +177,11 @@ def assert_readers_see_only_whole_files(root: Path) -> None:
                 continue
             assert all(not f.name.endswith(".tmp") for f in dataset_dir.rglob("*"))
             if layer == "bronze":  # raw fields differ per exchange: read each exchange alone
-                groups = [str(d) for d in dataset_dir.iterdir() if d.is_dir()]
+                groups = [
+                    str(d)
+                    for d in dataset_dir.iterdir()
+                    if d.is_dir() and any(d.rglob("*.parquet"))
+                ]
             else:
                 groups = [str(dataset_dir)]
             for group in groups:
