@@ -121,7 +121,7 @@ def test_git_lfs_publish_end_to_end(fake_hub: FakeHub, staged) -> None:
     staging, manifest = staged
     before = constants.HF_HUB_DISABLE_XET
     report = publish(fake_hub, staging, manifest)
-    assert constants.HF_HUB_DISABLE_XET == before
+    assert before == constants.HF_HUB_DISABLE_XET
     assert len(fake_hub.commits(REPO)) == 2 and report.commit_sha
     parquet = {f.repo_path: f for f in manifest.files if f.repo_path.endswith(".parquet")}
     assert fake_hub.lfs_paths(REPO) == {p: f.sha256 for p, f in parquet.items()}
