@@ -415,7 +415,7 @@ async def tree(request: web.Request) -> web.Response:
     page = entries[offset : offset + hub.page_size]
     headers = {}
     if offset + hub.page_size < len(entries):
-        next_url = request.url.update_query(cursor=str(offset + hub.page_size))
+        next_url = f"{hub.url}{request.rel_url.update_query(cursor=str(offset + hub.page_size))}"
         headers["Link"] = f'<{next_url}>; rel="next"'
     return web.json_response(page, headers=headers)
 
