@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+# The lowest-versions check: its own venv, the floors of pyproject.toml, the fast unit tests.
+LOWEST_VENV ?= .venv-lowest
+LOWEST_TESTS ?= tests/transform tests/storage tests/clients tests/gold
 
-.PHONY: venv demo test lint typecheck pytest bench bench-quick clean
+.PHONY: venv demo test lint typecheck pytest test-lowest lock bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -14,7 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The demo needs the package and its `demo` extra only (no test tools).
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/crypto-pipeline demo
 
 lint: $(STAMP)
@@ -29,6 +40,24 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Install the LOWEST versions pyproject.toml allows for its direct dependencies (uv's
+# lowest-direct resolution) into $(LOWEST_VENV) and run the unit tests there: a floor that is
+# not true fails here.
+test-lowest: $(STAMP)
+	rm -rf $(LOWEST_VENV)
+	$(BIN)/uv venv --quiet --python $(PYTHON) $(LOWEST_VENV)
+	$(BIN)/uv pip install --quiet --python $(LOWEST_VENV)/bin/python \
+		--resolution lowest-direct -e '.[test]'
+	$(BIN)/uv pip list --python $(LOWEST_VENV)/bin/python | grep -iE \
+		'^(prefect|polars|pyarrow|pydantic|pydantic-settings|aiohttp|tenacity|huggingface-hub|httpx2|orjson|rich|numpy|redis|pyyaml) '
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(LOWEST_VENV)/bin/python -m pytest -q \
+		-p no:cacheprovider -m 'not slow' $(LOWEST_TESTS)
+
+# The runtime lock the container installs from (Linux, CPython 3.11, with hashes).
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes --extra demo pyproject.toml -o requirements.lock
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --full
 
@@ -36,4 +65,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST_VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -9,21 +9,20 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import polars as pl
+import pyarrow as pa
 import yaml
 
 from models.silver import SILVER_MODELS, nullable_columns
+from tasks.publish.layout import arrow_schema
+from tasks.publish.licence import EXCHANGE_NAMES, EXCHANGE_TERMS, LICENCE_NAME, LICENCE_PATH
 from tasks.publish.manifest import ConfigStats, Manifest
 
 PRETTY_NAME = "Crypto market data: OHLCV, funding rates, open interest"
 TAGS = ["finance", "crypto", "cryptocurrency", "ohlcv", "time-series", "market-data"]
 DEFAULT_CONFIG = "ohlcv_1d"
 MAX_GAPS_LISTED = 20
-EXCHANGE_NAMES = {"binance": "Binance", "coinbase": "Coinbase Exchange", "okx": "OKX"}
-EXCHANGE_TERMS = {
-    "binance": "https://www.binance.com/en/terms",
-    "coinbase": "https://www.coinbase.com/legal/user_agreement",
-    "okx": "https://www.okx.com/help/terms-of-service",
-}
+# The market kind whose listing a dataset's coverage is judged against.
+DATASET_KIND = {"ohlcv": "spot", "funding": "perp", "open_interest": "perp"}
 _SIZE_BOUNDS = [
     (1_000, "n<1K"),
     (10_000, "1K<n<10K"),
@@ -76,15 +75,25 @@ DATASET_TITLES = {
 
 
 def render_card(
-    manifest: Manifest, *, repo_id: str | None, coverage: pl.DataFrame | None = None
+    manifest: Manifest,
+    *,
+    repo_id: str | None,
+    coverage: pl.DataFrame | None = None,
+    listings: pl.DataFrame | None = None,
 ) -> str:
-    """The full `README.md`: front matter, description, schemas, coverage, licence, how to load."""
+    """The full `README.md`: front matter, description, schemas, coverage, licence, how to load.
+
+    `listings` (exchange, symbol, kind) are the instruments each exchange lists; by default the
+    built `instruments` config. Coverage leaves out the symbols an exchange does not list.
+    """
     configs = list(manifest.configs)
+    if listings is None:
+        listings = built_listings(manifest)
     sections = [
         _front_matter(configs, manifest.total_rows),
         _overview(configs, manifest),
         _schemas(configs),
-        _coverage(coverage) if coverage is not None else "",
+        _coverage(coverage, listings) if coverage is not None else "",
         _licence(configs),
         _loading(configs, repo_id),
     ]
@@ -96,6 +105,43 @@ def default_config(configs: Iterable[ConfigStats]) -> str | None:
     if DEFAULT_CONFIG in names:
         return DEFAULT_CONFIG
     return next((n for n in names if n.startswith("ohlcv_")), names[0] if names else None)
+
+
+def built_listings(manifest: Manifest) -> pl.DataFrame | None:
+    """(exchange, symbol, kind) of the staged `instruments` config, or None if not built."""
+    paths = [f.local_path for f in manifest.files if f.config == "instruments"]
+    if not paths:
+        return None
+    return pl.concat(
+        [pl.read_parquet(p, columns=["exchange", "symbol", "kind"]) for p in paths]
+    ).unique()
+
+
+def dataset_info(configs: list[ConfigStats]) -> list[dict[str, object]]:
+    """`dataset_info` per config, as `datasets` reads it: features, the train split's rows."""
+    return [
+        {
+            "config_name": c.config,
+            "features": [
+                {"name": field.name, **_feature(field.type)} for field in arrow_schema(c.dataset)
+            ],
+            "splits": [{"name": "train", "num_examples": c.rows}],
+            "download_size": c.size,
+        }
+        for c in configs
+    ]
+
+
+def _feature(arrow: pa.DataType) -> dict[str, object]:
+    """A `datasets` feature in its YAML form: `dtype: <type>` or `list: <inner>`."""
+    if pa.types.is_list(arrow):
+        inner = _feature(arrow.value_type)
+        return {"list": inner["dtype"] if set(inner) == {"dtype"} else inner}
+    if pa.types.is_timestamp(arrow):
+        zone = f", tz={arrow.tz}" if arrow.tz else ""
+        return {"dtype": f"timestamp[{arrow.unit}{zone}]"}
+    names = {pa.string(): "string", pa.bool_(): "bool", pa.date32(): "date32"}
+    return {"dtype": names.get(arrow, str(arrow))}
 
 
 def size_category(rows: int) -> str:
@@ -115,12 +161,14 @@ def _front_matter(configs: list[ConfigStats], rows: int) -> str:
         entries.append(entry)
     meta = {
         "license": "other",
-        "license_name": "exchange-terms",
+        "license_name": LICENCE_NAME,
+        "license_link": LICENCE_PATH,
         "pretty_name": PRETTY_NAME,
         "tags": TAGS,
         "task_categories": ["time-series-forecasting"],
         "size_categories": [size_category(rows)],
         "configs": entries,
+        "dataset_info": dataset_info(configs),
     }
     body = yaml.safe_dump(meta, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return f"---\n{body}---\n"
@@ -173,7 +221,34 @@ def _schemas(configs: list[ConfigStats]) -> str:
     return "\n".join(lines)
 
 
-def _coverage(coverage: pl.DataFrame) -> str:
+def unlisted(frame: pl.DataFrame, listings: pl.DataFrame | None) -> pl.DataFrame:
+    """(config, exchange, symbol, kind) of coverage rows for a symbol the exchange does not list:
+    no row present on any day, and absent from the exchange's listings (an exchange without
+    listings, or a dataset not judged by listing, is never judged)."""
+    empty = pl.DataFrame(
+        schema={"config": pl.String, "exchange": pl.String, "symbol": pl.String, "kind": pl.String}
+    )
+    if listings is None or listings.is_empty():
+        return empty
+    known = listings.select("exchange", "symbol", "kind").unique()
+    judged = frame.with_columns(
+        pl.col("dataset").replace_strict(DATASET_KIND, default=None).alias("kind")
+    ).filter(
+        pl.col("kind").is_not_null()
+        & pl.col("exchange").is_in(known["exchange"].unique().to_list())
+    )
+    never_present = (
+        judged.group_by("config", "exchange", "symbol", "kind")
+        .agg(pl.col("rows_present").sum())
+        .filter(pl.col("rows_present") == 0)
+        .drop("rows_present")
+    )
+    return never_present.join(known, on=["exchange", "symbol", "kind"], how="anti").sort(
+        "config", "exchange", "symbol"
+    )
+
+
+def _coverage(coverage: pl.DataFrame, listings: pl.DataFrame | None = None) -> str:
     frame = coverage
     if "silver" in frame["layer"].unique().to_list():
         frame = frame.filter(pl.col("layer") == "silver")
@@ -185,6 +260,10 @@ def _coverage(coverage: pl.DataFrame) -> str:
         .otherwise(pl.concat_str("dataset", pl.lit("_"), "interval"))
         .alias("config")
     )
+    left_out = unlisted(frame, listings)
+    frame = frame.join(left_out, on=["config", "exchange", "symbol"], how="anti")
+    if frame.is_empty():
+        return ""
     summary = (
         frame.group_by("config", "exchange")
         .agg(
@@ -204,6 +283,7 @@ def _coverage(coverage: pl.DataFrame) -> str:
         "",
         "Rows present against the rows expected on each interval's grid, per config and exchange.",
         "Gaps are missing ranges in the exchange's own answer (maintenance, late listings).",
+        _unlisted_note(left_out, listings),
         "",
         "| config | exchange | days | first | last | symbols | rows | expected | complete "
         "| gaps | quarantined |",
@@ -229,6 +309,26 @@ def _coverage(coverage: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _unlisted_note(left_out: pl.DataFrame, listings: pl.DataFrame | None) -> str:
+    if listings is None:
+        return "Symbols are counted wherever they were requested (no listings were available)."
+    if left_out.is_empty():
+        return "Only symbols each exchange lists are counted; every requested symbol was listed."
+    pairs = (
+        left_out.group_by("exchange", "symbol", "kind")
+        .agg(pl.col("config").sort())
+        .sort("exchange", "symbol", "kind")
+    )
+    named = "; ".join(
+        f"{r['symbol']} on {EXCHANGE_NAMES.get(r['exchange'], r['exchange'])} ({r['kind']})"
+        for r in pairs.iter_rows(named=True)
+    )
+    return (
+        "Only symbols each exchange lists are counted: left out as not listed there "
+        f"(no data exists, nothing is missing): {named}."
+    )
+
+
 def _largest_gaps(frame: pl.DataFrame) -> pl.DataFrame:
     return (
         frame.select("config", "exchange", "symbol", "gaps")
@@ -251,7 +351,8 @@ def _licence(configs: list[ConfigStats]) -> str:
         "",
         "The rows are derived from the public market-data endpoints of each exchange. The data",
         "itself remains subject to each exchange's terms of use; check them before redistributing",
-        "it or using it commercially. The pipeline code is Apache-2.0.",
+        f"it or using it commercially (`{LICENCE_PATH}` names them). The pipeline code is",
+        "Apache-2.0.",
         "",
     ]
     lines += [

@@ -8,20 +8,35 @@ retry never duplicates a commit. The token stays a `SecretStr` until it is hande
 Before each commit the shrink guard compares the build with that head (`tasks.publish.guard`):
 rows of files unchanged on the Hub come from the manifest, the rows of the files the commit would
 replace or delete from their Parquet footers, read at the head with ranged requests.
+
+Upload path. The Hub answers `*.parquet` (its default `.gitattributes`) in LFS mode; the card is
+sent inline. huggingface_hub then uploads LFS content through Xet when `hf_xet` is installed (it
+is a dependency of huggingface_hub), else through the git-LFS batch API. The publisher uses
+git-LFS by default (`upload="lfs"`: Xet is switched off in the client for the duration of the
+publish), because every step of it is an HTTP call whose failure this module classifies, retries
+and checks (Xet's Rust uploader raises its own errors), it is the path tested end to end against
+the fake Hub, and the Hub accepts it for Xet-backed repos too, storing the files in Xet. The cost:
+no client-side chunk deduplication, so a changed file is uploaded whole (files are monthly below
+one hour and yearly above, so a daily publish uploads the current period's files).
+`upload="xet"` leaves the client's default in place for repos where that upload volume matters.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx2
 import pyarrow as pa
 import pyarrow.parquet as pq
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem
+from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 from pydantic import SecretStr
@@ -42,6 +57,8 @@ DEFAULT_RETRY_DELAYS: tuple[float, ...] = (2.0, 10.0, 30.0)
 MAX_STALE_REDIFFS = 2
 MAX_RETRY_AFTER = 120.0
 AUTH_HINT = "\n(check the write token in HF_TOKEN or the Prefect Secret block)"
+UploadPath = Literal["lfs", "xet"]
+UPLOAD_PATHS: tuple[UploadPath, ...] = ("lfs", "xet")
 
 
 class _StaleParent(Exception):
@@ -67,15 +84,81 @@ def publish_to_hub(
     retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
     sleep: Callable[[float], None] = time.sleep,
     allow_shrink: bool = False,
+    upload: UploadPath = "lfs",
 ) -> PublishReport:
     """One commit of the files whose content differs from `repo_id`'s main branch; none if equal.
 
     Refuses (`PublishError`, no commit) a build with fewer files or rows than main holds for any
-    config, unless `allow_shrink`.
+    config, unless `allow_shrink`. LFS content goes through git-LFS (`upload="lfs"`, the default)
+    or the client's default, Xet when installed (`upload="xet"`): see the module docstring.
     """
+    if upload not in UPLOAD_PATHS:
+        raise ValueError(f"upload must be one of {UPLOAD_PATHS}, not {upload!r}")
     validate_repo_id(repo_id)
     check_staged(staging_dir, manifest)
     require_data(manifest, repo_id)
+    with git_lfs_uploads() if upload == "lfs" else _unchanged():
+        return _publish(
+            staging_dir,
+            manifest,
+            repo_id=repo_id,
+            token=token,
+            endpoint=endpoint,
+            private=private,
+            dry_run=dry_run,
+            commit_message=commit_message,
+            retry_delays=retry_delays,
+            sleep=sleep,
+            allow_shrink=allow_shrink,
+        )
+
+
+_XET_SWITCH = threading.Lock()
+_xet_switch_holders = 0
+_xet_saved = False
+
+
+@contextmanager
+def git_lfs_uploads() -> Iterator[None]:
+    """huggingface_hub uploads LFS content through git-LFS, not Xet, while this is held.
+
+    The client reads `constants.HF_HUB_DISABLE_XET` at each upload; it is set for as long as any
+    publish holds this and restored when the last one leaves (the environment is not touched).
+    """
+    global _xet_switch_holders, _xet_saved
+    with _XET_SWITCH:
+        if _xet_switch_holders == 0:
+            _xet_saved = hub_constants.HF_HUB_DISABLE_XET
+            hub_constants.HF_HUB_DISABLE_XET = True
+        _xet_switch_holders += 1
+    try:
+        yield
+    finally:
+        with _XET_SWITCH:
+            _xet_switch_holders -= 1
+            if _xet_switch_holders == 0:
+                hub_constants.HF_HUB_DISABLE_XET = _xet_saved
+
+
+@contextmanager
+def _unchanged() -> Iterator[None]:
+    yield
+
+
+def _publish(
+    staging_dir: Path,
+    manifest: Manifest,
+    *,
+    repo_id: str,
+    token: SecretStr | None,
+    endpoint: str | None,
+    private: bool,
+    dry_run: bool,
+    commit_message: str | None,
+    retry_delays: Sequence[float],
+    sleep: Callable[[float], None],
+    allow_shrink: bool,
+) -> PublishReport:
     api = HfApi(
         endpoint=endpoint,
         token=token.get_secret_value() if token is not None else False,

@@ -1,5 +1,6 @@
 """Silver frames → the published layout `data/{config}/{period}.parquet`, one file at a time.
 
+Beside the data, `LICENSE.md` names the exchanges' terms (`tasks.publish.licence`).
 Configs are `ohlcv_{interval}`, `ohlcv_aggregated_{interval}`, `funding`, `open_interest` and
 `instruments`. Intervals under one hour get monthly files, the rest yearly ones, instruments a
 single file. Files are sorted by (symbol, exchange, ts), carry every partition value as a column,
@@ -22,6 +23,7 @@ from polars.datatypes import DataTypeClass
 
 from models.errors import InputError
 from models.silver import SILVER_KEYS, SILVER_SCHEMAS
+from tasks.publish.licence import LICENCE_PATH, render_licence
 from tasks.publish.manifest import (
     ConfigStats,
     Manifest,
@@ -231,7 +233,17 @@ def build_layout(
             "silver been built?)"
         )
     _remove_stale(staging_dir, {f.repo_path for f in files})
+    files.append(_write_licence(staging_dir, stats))
     return Manifest(files=tuple(sorted(files, key=lambda f: f.repo_path)), configs=tuple(stats))
+
+
+def _write_licence(staging_dir: Path, stats: list[ConfigStats]) -> ManifestFile:
+    """`LICENSE.md`: the terms of every exchange in the build (the card's `license_link`)."""
+    path = staging_dir / LICENCE_PATH
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(render_licence(e for c in stats for e in c.exchanges), encoding="utf-8")
+    os.replace(tmp, path)
+    return manifest_entry(staging_dir, LICENCE_PATH, rows=None, config=None)
 
 
 def _write_files(

@@ -12,9 +12,9 @@ from typing import Self
 from aiohttp import web
 
 from tests.fake_hub.server import build_app
-from tests.fake_hub.state import FAULTS, Fault, HubState, RequestRecord
+from tests.fake_hub.state import FAULTS, Fault, HubState, RequestRecord, XetRequest
 
-__all__ = ["FAULTS", "CommitView", "FakeHub", "Fault", "RequestRecord"]
+__all__ = ["FAULTS", "CommitView", "FakeHub", "Fault", "RequestRecord", "XetRequest"]
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,34 @@ class FakeHub:
             ]
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """Path -> bytes at `revision` (an LFS file's content, not its pointer)."""
+        with self.state.lock:
+            repo = self.state.get(repo_id)
+            commit = repo.resolve(revision)
+            return {path: repo.content(commit, path) for path in sorted(commit.files)}
+
+    def lfs_paths(self, repo_id: str, revision: str = "main") -> dict[str, str]:
+        """Path -> sha256 of the files committed as LFS pointers at `revision`."""
+        with self.state.lock:
+            repo = self.state.get(repo_id)
+            commit = repo.resolve(revision)
+            return {
+                path: repo.lfs[oid].sha256
+                for path, oid in sorted(commit.files.items())
+                if oid in repo.lfs
+            }
+
+    def pointers(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """Path -> what the git tree holds (the pointer file for an LFS file)."""
         with self.state.lock:
             repo = self.state.get(repo_id)
             commit = repo.resolve(revision)
             return {path: repo.blobs[oid] for path, oid in sorted(commit.files.items())}
+
+    @property
+    def xet_requests(self) -> list[XetRequest]:
+        with self.state.lock:
+            return list(self.state.xet_requests)
 
     @property
     def requests(self) -> list[RequestRecord]:

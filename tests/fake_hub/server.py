@@ -1,13 +1,28 @@
 """The fake Hub's HTTP surface: the calls `huggingface_hub` and `datasets` make to publish and load.
 
-Every upload is answered with the `regular` mode, so files arrive inline (base64) in the commit
-NDJSON and neither LFS nor Xet is involved.
+Upload modes are answered as the real Hub answers them: `lfs` for a path the head's
+`.gitattributes` routes through LFS (`*.parquet` in a new repo) or a file of 10 MiB or more,
+`regular` otherwise. A regular file arrives inline (base64) in the commit NDJSON; an LFS file is
+uploaded first, and the commit names it by sha256 in an `lfsFile` line:
+
+- git-LFS (the client with Xet disabled): `POST /datasets/{repo}.git/info/lfs/objects/batch`
+  answers an upload action (none for an object already stored), the client PUTs the bytes to the
+  storage stand-in (`/lfs-storage/...`, checked against the announced sha256 and size).
+- Xet (the client's default when `hf_xet` is installed): `GET .../xet-write-token/{rev}` answers
+  the token and the CAS address in `X-Xet-*` headers; the CAS stand-in (`/cas/...`) records every
+  request and accepts it, but cannot reassemble files from Xet's chunk format, so a file committed
+  through Xet has its sha256 and size on the fake Hub but no bytes to serve.
+
+A commit line naming an LFS object that was never uploaded, or an inline file that should have
+been LFS, is refused as the real Hub refuses it.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +38,7 @@ from tests.fake_hub.state import (
     MissingEntryError,
     Repo,
     StaleParentError,
+    XetRequest,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,6 +63,11 @@ def build_app(hub: HubState) -> web.Application:
     app.router.add_post(api + "/paths-info/{rev}", paths_info)
     app.router.add_get(api + "/commits/{rev}", commits)
     app.router.add_get("/datasets" + REPO + "/resolve/{rev}/{path:.+}", resolve)
+    app.router.add_post("/datasets/{ns}/{name:[^/]+?}.git/info/lfs/objects/batch", lfs_batch)
+    app.router.add_put("/lfs-storage/{ns}/{name}/{oid}", lfs_store)
+    app.router.add_get(api + "/xet-write-token/{rev}", xet_write_token)
+    app.router.add_route("*", "/cas/{tail:.*}", xet_cas)
+    app.router.add_post("/v1/telemetry", telemetry)
     return app
 
 
@@ -75,6 +96,8 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
+    if request.path.startswith(("/lfs-storage/", "/cas/", "/v1/")):
+        return await handler(request)  # presigned storage URL / the CAS's own token
     header = request.headers.get("Authorization")
     if hub.token is not None and header is not None and header != f"Bearer {hub.token}":
         return error(401, "Invalid credentials in Authorization header")
@@ -189,9 +212,9 @@ async def preupload(request: web.Request) -> web.Response:
         files = [
             {
                 "path": f["path"],
-                "uploadMode": "regular",
+                "uploadMode": repo.upload_mode(head, f["path"], int(f["size"])),
                 "shouldIgnore": False,
-                "oid": head.files.get(f["path"]),
+                "oid": repo.remote_oid(head, f["path"]),
             }
             for f in body["files"]
         ]
@@ -212,16 +235,40 @@ async def commit(request: web.Request) -> web.Response:
     added: dict[str, bytes] = {}
     deleted_files: list[str] = []
     deleted_folders: list[str] = []
+    lfs_files: dict[str, tuple[str, int]] = {}
     for line in lines[1:]:
         key, value = line["key"], line["value"]
         if key == "file":
             added[value["path"]] = base64.b64decode(value["content"])
+        elif key == "lfsFile":
+            if value.get("algo") != "sha256":
+                return error(400, f"unsupported LFS hash algorithm {value.get('algo')!r}")
+            lfs_files[value["path"]] = (value["oid"], int(value["size"]))
         elif key == "deletedFile":
             deleted_files.append(value["path"])
         elif key == "deletedFolder":
             deleted_folders.append(value["path"])
         else:
             return error(400, f"the fake Hub does not accept {key!r} commit lines")
+    with hub.lock:
+        head = repo.head
+        for path, content in added.items():
+            if repo.upload_mode(head, path, len(content)) == "lfs":
+                return error(
+                    400,
+                    f"Your push was rejected because it contains binary files ({path}): "
+                    "upload them with LFS or Xet",
+                )
+        for path, (sha256, size) in lfs_files.items():
+            stored = repo.store.get(sha256)
+            via_xet = repo.xet_uploads > 0
+            if (stored is None or len(stored) != size) and not via_xet:
+                return error(
+                    400,
+                    f"Your push was rejected because an LFS pointer ({path}) points to a file "
+                    "that does not exist",
+                )
+            added[path] = repo.add_lfs_pointer(sha256, size, xet=stored is None)
     fault = hub.next_fault()
     if fault == "429-before":
         return error(429, "You have exceeded our hourly quotas for action: commit")
@@ -253,6 +300,102 @@ async def commit(request: web.Request) -> web.Response:
     return web.json_response({"commitOid": landed.oid, "commitUrl": url, "success": True})
 
 
+async def lfs_batch(request: web.Request) -> web.Response:
+    """The git-LFS batch API: an upload action for each object the storage does not hold."""
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    body = await request.json()
+    if body.get("operation") != "upload":
+        return error(400, "the fake Hub's LFS batch API only uploads")
+    objects = []
+    with hub.lock:
+        for obj in body.get("objects", []):
+            oid, size = str(obj["oid"]), int(obj["size"])
+            entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+            stored = repo.store.get(oid)
+            if stored is None or len(stored) != size:
+                href = f"{hub.url}/lfs-storage/{repo.repo_id}/{oid}?size={size}"
+                entry["actions"] = {"upload": {"href": href, "expires_in": 3600}}
+            objects.append(entry)
+    return web.json_response(
+        {"transfer": "basic", "objects": objects},
+        content_type="application/vnd.git-lfs+json",
+    )
+
+
+async def lfs_store(request: web.Request) -> web.Response:
+    """The storage stand-in behind the LFS upload URL: keeps bytes whose sha256 and size match."""
+    hub = _hub(request)
+    repo_id = f"{request.match_info['ns']}/{request.match_info['name']}"
+    oid = request.match_info["oid"]
+    content = await request.read()
+    if hashlib.sha256(content).hexdigest() != oid:
+        return error(400, f"uploaded content does not hash to {oid}")
+    if str(len(content)) != request.query.get("size", str(len(content))):
+        return error(400, f"uploaded {len(content)} bytes, {request.query['size']} announced")
+    with hub.lock:
+        hub.get(repo_id).store[oid] = content
+    return web.Response(status=200)
+
+
+async def xet_write_token(request: web.Request) -> web.Response:
+    """A short-lived CAS write token and the CAS address, in the headers the client reads."""
+    hub = _hub(request)
+    repo = _repo(request)
+    if isinstance(repo, web.Response):
+        return repo
+    if "Authorization" not in request.headers:
+        return error(401, "You must be authenticated to write to the Hub")
+    with hub.lock:
+        token = hub.issue_xet_token(repo.repo_id)
+    headers = {
+        "X-Xet-Cas-Url": f"{hub.url}/cas",
+        "X-Xet-Access-Token": token,
+        "X-Xet-Token-Expiration": str(int(time.time()) + 3600),
+    }
+    body = {"casUrl": headers["X-Xet-Cas-Url"], "accessToken": token, "exp": 0}
+    return web.json_response(body, headers=headers)
+
+
+async def xet_cas(request: web.Request) -> web.Response:
+    """The Xet CAS stand-in: records every request, accepts xorb and shard uploads.
+
+    A shard names the files it completes only inside Xet's binary format, which this stand-in
+    does not parse: any upload accepted under a repo's token marks that repo as having received
+    Xet content, and the commit's `lfsFile` lines are then taken at their word.
+    """
+    hub = _hub(request)
+    body = await request.read()
+    header = request.headers.get("Authorization", "")
+    with hub.lock:
+        repo_id = hub.xet_tokens.get(header.removeprefix("Bearer "))
+        hub.xet_requests.append(
+            XetRequest(request.method, request.path, len(body), repo_id is not None)
+        )
+    if repo_id is None:
+        return error(401, "invalid or missing CAS token")
+    tail = request.match_info["tail"]
+    if request.method == "GET":  # dedup queries and reconstructions: nothing is known here
+        return error(404, f"{tail} not found")
+    if tail.startswith("v1/xorb-grants/"):  # no presigned-upload grant: upload to the CAS itself
+        return error(404, "xorb upload grants are not offered by this CAS")
+    if tail.startswith("v2/"):  # the streamed shard protocol: the client falls back to v1
+        return error(404, f"{tail} is not offered by this CAS")
+    with hub.lock:
+        hub.get(repo_id).xet_uploads += 1
+    if tail.startswith("v1/shards"):
+        return web.json_response({"result": 1})
+    return web.json_response({"was_inserted": True})
+
+
+async def telemetry(request: web.Request) -> web.Response:
+    """hf_xet's telemetry beacon (sent to the Hub endpoint): accepted and dropped."""
+    await request.read()
+    return web.Response(status=200)
+
+
 async def tree(request: web.Request) -> web.Response:
     hub = _hub(request)
     repo = _repo(request)
@@ -272,7 +415,7 @@ async def tree(request: web.Request) -> web.Response:
     page = entries[offset : offset + hub.page_size]
     headers = {}
     if offset + hub.page_size < len(entries):
-        next_url = request.url.update_query(cursor=str(offset + hub.page_size))
+        next_url = f"{hub.url}{request.rel_url.update_query(cursor=str(offset + hub.page_size))}"
         headers["Link"] = f'<{next_url}>; rel="next"'
     return web.json_response(page, headers=headers)
 
@@ -329,7 +472,7 @@ async def resolve(request: web.Request) -> web.Response:
             content = repo.content(head, path)
         except MissingEntryError as exc:
             return error(404, str(exc), "EntryNotFound")
-        oid = head.files[path]
+        oid = repo.remote_oid(head, path)
     headers = {
         "ETag": f'"{oid}"',
         "X-Repo-Commit": head.oid,

@@ -6,6 +6,7 @@ neither imports the other.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import threading
 from collections import deque
@@ -14,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 INITIAL_GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+# The Hub stores files at least this large in LFS/Xet whatever `.gitattributes` says.
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
 FOREIGN_PATH = "NOTES.md"
 Fault = Literal["429-before", "429-after", "500-after", "412", "foreign-commit"]
 FAULTS: tuple[Fault, ...] = ("429-before", "429-after", "500-after", "412", "foreign-commit")
@@ -32,6 +36,39 @@ def git_blob_sha1(content: bytes) -> str:
     return hashlib.sha1(f"blob {len(content)}\0".encode() + content).hexdigest()
 
 
+def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The git-LFS pointer file a repo's git tree holds in place of an LFS file."""
+    return LFS_POINTER.format(oid=sha256, size=size).encode()
+
+
+def lfs_patterns(gitattributes: bytes) -> list[str]:
+    """The patterns a `.gitattributes` routes through LFS (`filter=lfs`)."""
+    patterns = []
+    for line in gitattributes.decode("utf-8", "replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and not parts[0].startswith("#") and "filter=lfs" in parts[1:]:
+            patterns.append(parts[0])
+    return patterns
+
+
+def matches_lfs(path: str, patterns: list[str]) -> bool:
+    """git's rule: a pattern without a slash matches the file name at any depth."""
+    name = path.rsplit("/", 1)[-1]
+    return any(
+        fnmatch.fnmatchcase(path if "/" in pattern else name, pattern.lstrip("/"))
+        for pattern in patterns
+    )
+
+
+@dataclass(frozen=True)
+class LfsEntry:
+    """A file committed as an LFS pointer: its sha256 and size; `xet` if uploaded through Xet."""
+
+    sha256: str
+    size: int
+    xet: bool = False
+
+
 @dataclass(frozen=True)
 class Commit:
     oid: str
@@ -47,6 +84,9 @@ class Repo:
     repo_id: str
     private: bool
     blobs: dict[str, bytes] = field(default_factory=dict)
+    lfs: dict[str, LfsEntry] = field(default_factory=dict)  # pointer blob oid -> LFS object
+    store: dict[str, bytes] = field(default_factory=dict)  # the LFS storage: sha256 -> bytes
+    xet_uploads: int = 0  # requests the CAS stand-in accepted for this repo
     history: list[Commit] = field(default_factory=list)  # oldest first
 
     @property
@@ -63,9 +103,36 @@ class Repo:
         raise MissingEntryError(f"revision {revision!r} not found in {self.repo_id}")
 
     def content(self, commit: Commit, path: str) -> bytes:
+        """The file's bytes (an LFS file's from the LFS storage, not its pointer)."""
         if path not in commit.files:
             raise MissingEntryError(f"{path!r} not found in {self.repo_id}@{commit.oid[:8]}")
-        return self.blobs[commit.files[path]]
+        oid = commit.files[path]
+        entry = self.lfs.get(oid)
+        if entry is None:
+            return self.blobs[oid]
+        if entry.sha256 not in self.store:
+            raise MissingEntryError(f"{path!r} was uploaded through Xet: no bytes on the fake Hub")
+        return self.store[entry.sha256]
+
+    def upload_mode(self, commit: Commit | None, path: str, size: int) -> str:
+        """`lfs` for a path the head's `.gitattributes` routes through LFS, or a large file."""
+        attributes = self.blobs.get(commit.files.get(".gitattributes", "")) if commit else None
+        routed = matches_lfs(path, lfs_patterns(attributes or b""))
+        return "lfs" if routed or size >= LFS_SIZE_THRESHOLD else "regular"
+
+    def remote_oid(self, commit: Commit, path: str) -> str | None:
+        """What preupload answers as `oid`: the sha256 of an LFS file, else the git blob sha1."""
+        oid = commit.files.get(path)
+        if oid is None:
+            return None
+        entry = self.lfs.get(oid)
+        return entry.sha256 if entry is not None else oid
+
+    def add_lfs_pointer(self, sha256: str, size: int, *, xet: bool) -> bytes:
+        """Record an LFS object as committed; returns the pointer file's bytes."""
+        pointer = lfs_pointer(sha256, size)
+        self.lfs[git_blob_sha1(pointer)] = LfsEntry(sha256, size, xet)
+        return pointer
 
     def commit(
         self,
@@ -136,7 +203,20 @@ class Repo:
         return None
 
     def file_entry(self, path: str, oid: str) -> dict[str, object]:
-        return {"type": "file", "path": path, "oid": oid, "size": len(self.blobs[oid])}
+        entry = self.lfs.get(oid)
+        if entry is None:
+            return {"type": "file", "path": path, "oid": oid, "size": len(self.blobs[oid])}
+        pointer = self.blobs[oid]
+        listed: dict[str, object] = {
+            "type": "file",
+            "path": path,
+            "oid": oid,
+            "size": entry.size,
+            "lfs": {"oid": entry.sha256, "size": entry.size, "pointerSize": len(pointer)},
+        }
+        if entry.xet:
+            listed["xetHash"] = hashlib.sha256(b"xet:" + entry.sha256.encode()).hexdigest()
+        return listed
 
 
 def _tree_oid(commit: Commit, folder: str) -> str:
@@ -152,6 +232,16 @@ class RequestRecord:
     authorized: bool
 
 
+@dataclass(frozen=True)
+class XetRequest:
+    """One request to the Xet CAS stand-in; `authorized` if it bore a token the Hub issued."""
+
+    method: str
+    path: str
+    size: int
+    authorized: bool
+
+
 @dataclass
 class HubState:
     """Everything the server answers from; every access to `repos`, `faults` and `requests`
@@ -164,7 +254,15 @@ class HubState:
     repos: dict[str, Repo] = field(default_factory=dict)
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[RequestRecord] = field(default_factory=list)
+    xet_tokens: dict[str, str] = field(default_factory=dict)  # CAS token -> repo id
+    xet_requests: list[XetRequest] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def issue_xet_token(self, repo_id: str) -> str:
+        with self.lock:
+            token = f"xet_{hashlib.sha256(f'{repo_id}{len(self.xet_tokens)}'.encode()).hexdigest()}"
+            self.xet_tokens[token] = repo_id
+            return token
 
     def get(self, repo_id: str) -> Repo:
         with self.lock:

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from models.coverage import COVERAGE_SCHEMA
@@ -103,3 +105,92 @@ def test_card_is_deterministic(make_silver, tmp_path: Path) -> None:
         build_layout(make_silver(2), tmp_path / "b"), repo_id="t/c", coverage=_coverage()
     )
     assert first == second
+
+
+def _coverage_with_unlisted() -> pl.DataFrame:
+    """Coinbase asked for BNBUSDT (it lists none: 0 rows every day), Binance for BTCUSDT."""
+
+    def row(exchange: str, symbol: str, day: int, present: int) -> tuple:
+        when = datetime(2024, 1, day, 23, tzinfo=UTC)
+        gaps = [] if present else [{"start": datetime(2024, 1, day, tzinfo=UTC), "end": when}]
+        return ("silver", "ohlcv", exchange, symbol, "1h", date(2024, 1, day), present, 24,
+                gaps, 0, True, True, when, None)  # fmt: skip
+
+    rows = [row("coinbase", "BNBUSDT", d, 0) for d in (1, 2)]
+    rows += [row("binance", "BTCUSDT", d, 24) for d in (1, 2)]
+    rows += [row("coinbase", "BTCUSDT", 1, 24), row("coinbase", "BTCUSDT", 2, 0)]
+    return pl.DataFrame(rows, schema=COVERAGE_SCHEMA, orient="row")
+
+
+def test_dataset_info_features_are_what_datasets_reads(make_silver, tmp_path: Path) -> None:
+    """Injected: a build of every config. Held: `dataset_info` has one entry per config whose
+    features, parsed by `datasets`, equal the features `datasets` derives from the Parquet files'
+    own schema, and whose train split counts the config's rows."""
+    datasets = pytest.importorskip("datasets")
+    manifest = build_layout(make_silver(2), tmp_path)
+    meta = _front_matter(render_card(manifest, repo_id="tester/crypto"))
+    infos = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert list(infos) == [c.config for c in manifest.configs]
+    for config in manifest.configs:
+        info = infos[config.config]
+        first = next(f for f in manifest.files if f.config == config.config)
+        declared = datasets.Features._from_yaml_list(info["features"])
+        actual = datasets.Features.from_arrow_schema(pq.read_schema(first.local_path))
+        assert declared == actual, config.config
+        assert info["splits"] == [{"name": "train", "num_examples": config.rows}]
+        assert info["download_size"] == config.size
+
+
+def test_licence_link_names_every_exchange_terms(make_silver, tmp_path: Path) -> None:
+    """Injected: a build from Binance, Coinbase and OKX. Held: `license: other` links to
+    `LICENSE.md`, a file of the build that names each exchange's terms of use."""
+    manifest = build_layout(make_silver(1), tmp_path)
+    meta = _front_matter(render_card(manifest, repo_id=None))
+    assert (meta["license"], meta["license_name"]) == ("other", "exchange-terms")
+    assert meta["license_link"] == "LICENSE.md"
+    licence = manifest.by_path()["LICENSE.md"].local_path.read_text()
+    for name, terms in (
+        ("Binance", "https://www.binance.com/en/terms"),
+        ("Coinbase Exchange", "https://www.coinbase.com/legal/user_agreement"),
+        ("OKX", "https://www.okx.com/help/terms-of-service"),
+    ):
+        assert f"- {name}: {terms}" in licence
+
+
+def test_coverage_leaves_out_symbols_an_exchange_does_not_list(make_silver, tmp_path: Path) -> None:
+    """Injected: coverage where Coinbase was asked for BNBUSDT (not in its listings, no rows on
+    any day) beside a listed BTCUSDT with one empty day. Held: BNBUSDT is neither counted as
+    missing nor listed among the gaps, the note names it as not listed, and the listed symbol's
+    empty day still counts as missing."""
+    manifest = build_layout(make_silver(1), tmp_path)  # listings: BTC, ETH, SOL everywhere
+    card = render_card(manifest, repo_id=None, coverage=_coverage_with_unlisted())
+    section = card.split("## Coverage", 1)[1].split("## Licence", 1)[0]
+    assert "| `ohlcv_1h` | coinbase | 2 | 2024-01-01 | 2024-01-02 | 1 | 24 | 48 | 50.00 %" in (
+        section
+    )
+    assert "| `ohlcv_1h` | binance | 2 | 2024-01-01 | 2024-01-02 | 1 | 48 | 48 | 100.00 %" in (
+        section
+    )
+    assert "BNBUSDT" not in section.split("Largest gaps", 1)[1]
+    assert "not listed there" in section and "BNBUSDT on Coinbase Exchange (spot)" in section
+
+
+def test_coverage_judged_against_explicit_listings(make_silver, tmp_path: Path) -> None:
+    """Injected: listings passed by the caller that include BNBUSDT on Coinbase. Held: then its
+    empty days are missing data and counted (the listing decides, not the zero rows)."""
+    manifest = build_layout(make_silver(1), tmp_path)
+    listings = pl.DataFrame(
+        {
+            "exchange": ["coinbase", "coinbase", "binance"],
+            "symbol": ["BNBUSDT", "BTCUSDT", "BTCUSDT"],
+            "kind": ["spot", "spot", "spot"],
+        }
+    )
+    card = render_card(
+        manifest, repo_id=None, coverage=_coverage_with_unlisted(), listings=listings
+    )
+    section = card.split("## Coverage", 1)[1].split("## Licence", 1)[0]
+    assert "| `ohlcv_1h` | coinbase | 2 | 2024-01-01 | 2024-01-02 | 2 | 24 | 96 | 25.00 %" in (
+        section
+    )
+    assert "every requested symbol was listed" in section

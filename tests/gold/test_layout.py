@@ -35,13 +35,18 @@ EXPECTED_FILES = {
 }
 
 
+def data_files(manifest):
+    """The Parquet files of a build (not `LICENSE.md`)."""
+    return [f for f in manifest.files if f.config is not None]
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_configs_and_file_sizing(make_silver, tmp_path: Path) -> None:
     manifest = build_layout(make_silver(3), tmp_path)
-    assert {f.repo_path for f in manifest.files} == EXPECTED_FILES
+    assert {f.repo_path for f in manifest.files} == EXPECTED_FILES | {"LICENSE.md"}
     assert [c.config for c in manifest.configs] == [
         "ohlcv_1m",
         "ohlcv_1h",
@@ -72,7 +77,7 @@ def test_rows_and_stats_match_silver(make_silver, tmp_path: Path) -> None:
     assert stats["ohlcv_1d"].symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     assert str(stats["ohlcv_1h"].ts_min) == "2023-12-30 00:00:00+00:00"
     assert str(stats["ohlcv_1h"].ts_max) == "2024-01-01 23:00:00+00:00"
-    for entry in manifest.files:
+    for entry in data_files(manifest):
         assert pq.ParquetFile(entry.local_path).metadata.num_rows == entry.rows
         assert entry.size == entry.local_path.stat().st_size
         assert entry.sha256 == _sha256(entry.local_path)
@@ -101,7 +106,7 @@ def test_rows_sorted_by_symbol_exchange_ts(make_silver, tmp_path: Path) -> None:
         for name, frame in make_silver(2).items()
     }
     manifest = build_layout(silver, tmp_path)
-    for entry in manifest.files:
+    for entry in data_files(manifest):
         frame = pl.read_parquet(entry.local_path)
         keys: list[str] = [c for c in ("symbol", "exchange", "ts") if c in frame.columns]
         if entry.config == "instruments":
@@ -120,7 +125,7 @@ def test_parquet_settings(make_silver, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(layout.pq, "write_table", spy)
     manifest = build_layout(make_silver(2), tmp_path)
     assert calls and all(c["use_content_defined_chunking"] is True for c in calls)
-    for entry in manifest.files:
+    for entry in data_files(manifest):
         meta = pq.ParquetFile(entry.local_path).metadata
         for rg_index in range(meta.num_row_groups):
             group = meta.row_group(rg_index)
@@ -167,7 +172,7 @@ def test_extra_columns_dropped_and_types_cast(make_silver, tmp_path: Path) -> No
         pl.col("trades").cast(pl.Int32),
     )
     manifest = build_layout({"ohlcv": hive}, tmp_path)
-    schema = pq.read_schema(manifest.files[0].local_path).remove_metadata()
+    schema = pq.read_schema(data_files(manifest)[0].local_path).remove_metadata()
     assert schema.names == SILVER_SCHEMAS["ohlcv"].names()
     assert schema.equals(arrow_schema("ohlcv"))
 

@@ -70,7 +70,7 @@ def test_first_publish_is_one_commit(fake_hub: FakeHub, three_days) -> None:
     assert len(publishes(fake_hub)) == 1
     head = fake_hub.commits(REPO)[-1]
     assert report.commit_sha == head.oid and head.oid in (report.commit_url or "")
-    assert len(report.added) == len(manifest.files) == 18
+    assert len(report.added) == len(manifest.files) == 19
     assert report.changed == () and report.deleted == () and report.unchanged == 0
     assert report.bytes_uploaded == manifest.total_size
     assert_hub_matches(fake_hub, manifest)
@@ -84,7 +84,7 @@ def test_unchanged_republish_commits_nothing(fake_hub: FakeHub, three_days) -> N
     report = publish(fake_hub, staging, manifest)
     assert len(publishes(fake_hub)) == 1
     assert len(commit_posts(fake_hub)) == posts_before
-    assert not report.has_changes and report.unchanged == 18
+    assert not report.has_changes and report.unchanged == 19
     assert report.bytes_uploaded == 0 and report.commit_sha is None and report.commit_url is None
     assert "nothing to publish" in report.to_markdown()
 
@@ -99,10 +99,12 @@ def test_daily_increment_uploads_only_changed_files(
     report = publish(fake_hub, tmp_path / "d4", next_manifest)
     assert len(publishes(fake_hub)) == 2
     assert set(report.changed) == CHANGED_BY_NEW_DAY
-    assert report.added == () and report.deleted == () and report.unchanged == 9
+    assert report.added == () and report.deleted == () and report.unchanged == 10
     sizes = next_manifest.by_path()
     assert report.bytes_uploaded == sum(sizes[p].size for p in CHANGED_BY_NEW_DAY)
-    assert report.bytes_uploaded < next_manifest.total_size / 2
+    parquet = [f for f in next_manifest.files if f.repo_path.endswith(".parquet")]
+    changed_parquet = sum(f.size for f in parquet if f.repo_path in CHANGED_BY_NEW_DAY)
+    assert changed_parquet < sum(f.size for f in parquet) / 2
     after = fake_hub.files(REPO)
     for path in set(first) - CHANGED_BY_NEW_DAY:
         assert after[path] == first[path], path
@@ -133,7 +135,7 @@ def test_transient_commit_errors_never_duplicate(fake_hub: FakeHub, three_days, 
     report = publish(fake_hub, staging, manifest)
     assert len(publishes(fake_hub)) == 1
     assert report.commit_sha == fake_hub.commits(REPO)[-1].oid
-    assert len(report.added) == 18
+    assert len(report.added) == 19
     expected_posts = 2 if fault == "429-before" else 1  # landed: checked, not re-sent
     assert len(commit_posts(fake_hub)) == expected_posts
     assert_hub_matches(fake_hub, manifest)
@@ -152,7 +154,7 @@ def test_concurrent_writer_keeps_its_file(fake_hub: FakeHub, three_days) -> None
     fake_hub.inject("foreign-commit")
     report = publish(fake_hub, staging, manifest)
     titles = [c.title for c in publishes(fake_hub)]
-    assert titles == ["Edit notes", "Publish dataset: 18 added, 0 changed, 0 deleted"]
+    assert titles == ["Edit notes", "Publish dataset: 19 added, 0 changed, 0 deleted"]
     assert report.commit_sha == fake_hub.commits(REPO)[-1].oid
     assert "NOTES.md" in fake_hub.files(REPO)
     assert_hub_matches(fake_hub, manifest)
@@ -170,7 +172,7 @@ def test_persistent_rate_limit_fails_with_a_named_error(fake_hub: FakeHub, three
 def test_dry_run_writes_nothing(fake_hub: FakeHub, three_days) -> None:
     staging, manifest = three_days
     report = publish(fake_hub, staging, manifest, dry_run=True)
-    assert report.dry_run and len(report.added) == 18 and report.bytes_uploaded == 0
+    assert report.dry_run and len(report.added) == 19 and report.bytes_uploaded == 0
     with pytest.raises(KeyError):
         fake_hub.commits(REPO)  # the repo was not even created
     assert "dry run" in report.to_markdown()

@@ -19,7 +19,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_first_publish_copies_the_layout(make_silver, stage_dataset, tmp_path: Path) -> None:
     manifest = stage_dataset(make_silver(3), tmp_path / "stage", repo_id=None)
     report = publish_to_local(tmp_path / "stage", manifest, local_dir=tmp_path / "out")
-    assert len(report.added) == 18 and report.bytes_uploaded == manifest.total_size
+    assert len(report.added) == 19 and report.bytes_uploaded == manifest.total_size
     assert report.commit_sha is None and report.commit_url is None
     assert _tree(tmp_path / "out") == {
         f.repo_path: f.local_path.read_bytes() for f in manifest.files
@@ -35,12 +35,12 @@ def test_republish_and_increment_touch_only_changed_files(
     publish_to_local(tmp_path / "d3", first, local_dir=out)
     inodes = {p: os.stat(out / p).st_ino for p in _tree(out)}
     again = publish_to_local(tmp_path / "d3", first, local_dir=out)
-    assert not again.has_changes and again.unchanged == 18 and again.bytes_uploaded == 0
+    assert not again.has_changes and again.unchanged == 19 and again.bytes_uploaded == 0
     assert {p: os.stat(out / p).st_ino for p in _tree(out)} == inodes
 
     second = stage_dataset(make_silver(4), tmp_path / "d4", repo_id=None)
     report = publish_to_local(tmp_path / "d4", second, local_dir=out)
-    assert report.added == () and report.deleted == () and report.unchanged == 9
+    assert report.added == () and report.deleted == () and report.unchanged == 10
     assert "data/ohlcv_1m/2024-01.parquet" in report.changed
     for path, inode in inodes.items():
         replaced = os.stat(out / path).st_ino != inode
