@@ -352,7 +352,6 @@ async def fetch_partition(
     kind = _kind(spec.dataset)
 
     resolved: dict[str, Instrument] = {}
-    dropped: set[str] = set()  # not in today's listing: resolved from the listing history
 
     async def one(symbol: str) -> tuple[str, pl.DataFrame | None, str | None]:
         try:
@@ -362,7 +361,6 @@ async def fetch_partition(
             if found is None:
                 return symbol, None, "not listed"
             resolved[symbol] = found
-            dropped.add(symbol)
         try:
             return symbol, await _fetch_symbol(client, spec, symbol), None
         except UnavailableAtSource as exc:
@@ -384,11 +382,17 @@ async def fetch_partition(
             frames.append(frame)
     for symbol, why in sorted(summary.symbols_unavailable.items()):
         log.info("%s: %s unavailable at the source: %s", spec.label, symbol, why)
-    facts = (
-        await asyncio.to_thread(_source_facts, ctx, client, spec, resolved, dropped, summary)
-        if closed
-        else None
-    )
+    facts = None
+    if closed:
+        # not in today's listing (resolved from the listing history): dropped by the exchange
+        natives = getattr(client, "natives", None)
+        dropped: set[str] = set()
+        if natives is not None and resolved:
+            listed = set(await natives(kind))
+            dropped = {s for s, inst in resolved.items() if inst.native_symbol not in listed}
+        facts = await asyncio.to_thread(
+            _source_facts, ctx, client, spec, resolved, dropped, summary
+        )
 
     # Merging, encoding and the fsyncs run in a thread: other partitions' HTTP goes on.
     await asyncio.to_thread(
