@@ -424,7 +424,7 @@ async def _resolve_unlisted(
     of a delisted symbol): resolved by the client from that history (`remember_listings`,
     `resolve(..., unlisted=True)`); None when the history does not know it either."""
     history = await asyncio.to_thread(cached_history, ctx.warehouse, exchange)
-    if not known_in_history(history, symbol, kind):
+    if not known_in_history(history, symbol, kind, dropped=True):
         return None
     remember = getattr(client, "remember_listings", None)
     if remember is not None:

@@ -96,13 +96,17 @@ def cached_history(warehouse: Warehouse, exchange: Exchange) -> pl.DataFrame:
     return found
 
 
-def known_in_history(history: pl.DataFrame, symbol: str, kind: MarketKind) -> bool:
-    """Whether the history holds a listing of `symbol` of that kind (trading or not)."""
+def known_in_history(
+    history: pl.DataFrame, symbol: str, kind: MarketKind, *, dropped: bool = False
+) -> bool:
+    """Whether the history holds a listing of `symbol` of that kind (trading or not; with
+    `dropped`, only one no longer in the exchange's newest snapshot)."""
     if history.is_empty():
         return False
-    return not history.filter(
-        (pl.col("symbol") == symbol) & (pl.col("kind") == kind.value)
-    ).is_empty()
+    found = (pl.col("symbol") == symbol) & (pl.col("kind") == kind.value)
+    if dropped and "listed" in history.columns:
+        found = found & ~pl.col("listed").fill_null(False)
+    return not history.filter(found).is_empty()
 
 
 def check_listed(
