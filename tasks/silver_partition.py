@@ -130,7 +130,9 @@ def write_partition(
         if spec.interval is None:  # coverage is keyed like the partition (no interval level)
             coverage = coverage.with_columns(pl.lit(None, dtype=pl.String).alias("interval"))
         summary.counts = dict(batch.counts)
-    coverage = mark_unavailable(coverage, bronze_complete.unavailable(spec.source()))
+    unavailable = getattr(bronze_complete, "unavailable", None)  # a plain callable: none
+    if unavailable is not None:
+        coverage = mark_unavailable(coverage, unavailable(spec.source()))
     key = PartitionKey.of(spec, Layer.SILVER)
     if closed:
         data, coverage, refused = _never_degrade(warehouse, key, data, quarantine, coverage)
