@@ -14,6 +14,14 @@ truth read by backfill planning, resume, `crypto-pipeline coverage` and run repo
   published, rows quarantined for a source error) is incomplete and planning fetches it again.
 - `gap_reason`: why a complete record has gaps (or none), or why an incomplete one is not
   complete yet; null when nothing is missing.
+- `unavailable`: why the source has no data for that symbol and day, when it has none and
+  never will (*unavailable at the source*): before the listing, beyond the source's depth
+  (an endpoint serving only its last N days, and no archive file), delisted (the exchange
+  dropped the instrument), not listed on the exchange. Such a record is never `complete`,
+  and planning does not fetch it again (only `--force` does). Null otherwise.
+
+A (symbol, day) is in one of three states: *complete*, *unavailable* (with its reason) or
+*missing* (anything else: not fetched yet, incomplete, failed).
 - `file_stamp`: the stamp (`storage.fs.Store.stamps`) of the partition file as written with
   this record, or null. While the file still carries it, the file is the one that was written
   whole, so planning need not read it back to check it (`Warehouse.damaged`).
@@ -44,10 +52,11 @@ COVERAGE_SCHEMA = pl.Schema(
         "updated_at": UTC_MS,
         "file_stamp": pl.String(),
         "gap_reason": pl.String(),
+        "unavailable": pl.String(),
     }
 )
 
 # Columns a record may lack (files written before they existed): they read back as null.
-OPTIONAL_COLUMNS = ("file_stamp", "gap_reason")
+OPTIONAL_COLUMNS = ("file_stamp", "gap_reason", "unavailable")
 
 COVERAGE_KEY = ("layer", "dataset", "exchange", "symbol", "interval", "day")

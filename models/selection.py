@@ -17,8 +17,8 @@ from models.dates import DateRange, check_range, parse_date
 from models.enums import EXCHANGE_DATASETS, Dataset, Exchange, Interval, parse_enum_list
 from models.errors import InputError
 from models.partitions import DAILY_DATASETS, NATIVE_INTERVALS, RESAMPLED_FROM, PartitionSpec
-from models.settings import Settings
-from models.symbols import parse_symbols
+from models.settings import Settings, parse_universe
+from models.symbols import is_rule, parse_rule
 
 
 def _input(parse: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
@@ -43,7 +43,8 @@ class Selection(BaseModel):
     symbols: list[str] | None = Field(
         default=None,
         title="Symbols",
-        description="Unified symbols such as BTCUSDT; default: CRYPTO_PIPELINE_SYMBOLS",
+        description="Unified symbols such as BTCUSDT, or a rule: top:N[:QUOTE] (by 24h quote "
+        "volume), all:QUOTE; default: CRYPTO_PIPELINE_SYMBOLS",
     )
     perp_symbols: list[str] | None = Field(
         default=None,
@@ -69,7 +70,7 @@ class Selection(BaseModel):
     @field_validator("symbols", "perp_symbols", mode="before")
     @classmethod
     def _symbols(cls, value: Any) -> list[str] | None:
-        return None if value is None else _input(parse_symbols, value)
+        return None if value is None else _input(parse_universe, value)
 
     @field_validator("exchanges", mode="before")
     @classmethod
@@ -131,6 +132,31 @@ class RunRequest(BaseModel):
     symbols: tuple[str, ...]
     perp_symbols: tuple[str, ...]
     force: bool = False
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The symbol rules (`top:3`, `all:USDT`) among the symbols, still to resolve."""
+        return tuple(s for s in (*self.symbols, *self.perp_symbols) if is_rule(s))
+
+    def with_universe(
+        self, spot: dict[str, list[str]], perp: dict[str, list[str]] | None = None
+    ) -> RunRequest:
+        """This request with each rule replaced by the symbols it resolved to (`spot`: rule ->
+        spot symbols; `perp`: rule -> perpetuals, default `spot`), in order without repeats."""
+
+        def expand(symbols: tuple[str, ...], resolved: dict[str, list[str]]) -> tuple[str, ...]:
+            out: list[str] = []
+            for item in symbols:
+                names = resolved[str(parse_rule(item))] if is_rule(item) else [item]
+                out += [n for n in names if n not in out]
+            return tuple(out)
+
+        return self.model_copy(
+            update={
+                "symbols": expand(self.symbols, spot),
+                "perp_symbols": expand(self.perp_symbols, spot if perp is None else perp),
+            }
+        )
 
     def symbols_for(self, dataset: Dataset) -> tuple[str, ...]:
         """Spot symbols for candles, perpetual symbols for funding and open interest."""

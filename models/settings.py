@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -10,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.enums import Exchange, Interval, parse_enum_list
 from models.errors import InputError
-from models.symbols import parse_symbols
+from models.symbols import is_rule, parse_rule, parse_symbols
 
 DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
 DEFAULT_PERP_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -155,7 +156,7 @@ class Settings(BaseSettings):
     @classmethod
     def _symbols(cls, v: Any) -> list[str]:
         try:
-            return parse_symbols(v)
+            return parse_universe(v)
         except InputError as exc:
             raise ValueError(str(exc)) from None
 
@@ -203,3 +204,19 @@ def hf_token(block_name: str = "hf-token") -> SecretStr | None:
         return SecretStr(str(secret.get()))
     except Exception:
         return None
+
+
+def parse_universe(values: str | Sequence[str]) -> list[str]:
+    """Symbols and symbol rules (`top:N`, `top:N:QUOTE`, `all:QUOTE`) from a comma-separated
+    string or a list: symbols unified, rules normalized (`top:3`), in order without repeats;
+    the first malformed one refused by name (`InputError`). Rules are resolved once per run
+    from the listing snapshot (`tasks.bronze_stage`)."""
+    raw = values.split(",") if isinstance(values, str) else list(values)
+    rules = [str(parse_rule(item)) for item in raw if isinstance(item, str) and is_rule(item)]
+    names = [item for item in raw if not (isinstance(item, str) and is_rule(item))]
+    symbols = parse_symbols(names) if any(str(n).strip() for n in names) or not rules else []
+    out: list[str] = []
+    for item in [*symbols, *rules]:
+        if item not in out:
+            out.append(item)
+    return out

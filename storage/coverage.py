@@ -115,6 +115,10 @@ def summarize(records: pl.DataFrame) -> pl.DataFrame:
         .agg(
             pl.len().alias("days"),
             pl.col("complete").sum().cast(pl.Int64).alias("complete_days"),
+            (pl.col("unavailable").is_not_null() & ~pl.col("complete"))
+            .sum()
+            .cast(pl.Int64)
+            .alias("unavailable_days"),
             pl.col("day").min().alias("first_day"),
             pl.col("day").max().alias("last_day"),
             pl.col("rows_present").sum().alias("rows_present"),

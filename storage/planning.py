@@ -3,12 +3,17 @@
 The one place that answers "which partitions of a request are missing, incomplete or
 damaged", for bronze (what to fetch) and silver (what to build); runs, retries, backfills and
 reports all ask here.
+
+Every (symbol, day) of a series is in one of three states (`models.coverage`): *complete*,
+*unavailable at the source* (with the reason: before the listing, beyond the source's depth,
+delisted, not listed) or *missing*. Planning re-requests only missing ones (`--force`: all);
+`source_states` reports the three per exchange, dataset and symbol.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,6 +50,8 @@ class CoverageStatus:
     """What the coverage index says about a range of days of one layer (one query)."""
 
     complete: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # symbol -> reason, of the symbols the partition is recorded unavailable at the source for
+    unavailable: dict[StatusKey, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     stamps: dict[StatusKey, set[str]] = field(default_factory=lambda: defaultdict(set))
     rows: dict[StatusKey, int] = field(default_factory=lambda: defaultdict(int))
     records: pl.DataFrame = field(default_factory=pl.DataFrame)
@@ -52,6 +59,14 @@ class CoverageStatus:
     def complete_symbols(self, spec: PartitionSpec) -> set[str]:
         """The symbols the partition is recorded complete for."""
         return self.complete.get(status_key(spec), set())
+
+    def unavailable_symbols(self, spec: PartitionSpec) -> dict[str, str]:
+        """The symbols the partition is recorded unavailable at the source for, with why."""
+        return self.unavailable.get(status_key(spec), {})
+
+    def done_symbols(self, spec: PartitionSpec) -> set[str]:
+        """The symbols nothing is left to fetch for: complete, or unavailable at the source."""
+        return self.complete_symbols(spec) | set(self.unavailable_symbols(spec))
 
 
 def coverage_status(
@@ -72,13 +87,16 @@ def coverage_status(
         "complete",
         "file_stamp",
         "rows_present",
+        "unavailable",
     )
-    for exchange, dataset, interval, day, symbol, complete, stamp, rows in records.select(
+    for exchange, dataset, interval, day, symbol, complete, stamp, rows, why in records.select(
         columns
     ).iter_rows():
         key = (exchange, dataset, interval, day)
         if complete:
             status.complete[key].add(symbol)
+        elif why is not None:
+            status.unavailable[key][symbol] = why
         if stamp is not None:
             status.stamps[key].add(stamp)
         status.rows[key] += rows or 0
@@ -88,27 +106,39 @@ def coverage_status(
 def recorded_complete(
     warehouse: Warehouse, specs: Sequence[PartitionSpec], layer: Layer = Layer.BRONZE
 ) -> dict[PartitionSpec, set[str]]:
-    """Per partition, the symbols its day is recorded complete for (one index read)."""
+    """Per partition, the symbols nothing is left to fetch for (one index read): recorded
+    complete, or unavailable at the source (never fetched again but by `--force`)."""
     if not specs:
         return {}
     days = [spec.day for spec in specs]
     status = coverage_status(warehouse, layer, min(days), max(days))
-    return {spec: status.complete_symbols(spec) for spec in specs}
+    return {spec: status.done_symbols(spec) for spec in specs}
 
 
-BronzeComplete = Callable[[PartitionSpec, Sequence[str]], bool]
+class BronzeComplete:
+    """What bronze holds of partitions, from one read of the index: called with a partition
+    and symbols, whether each of them is complete or unavailable at the source;
+    `unavailable(spec)` the symbols unavailable at the source, with why (silver records them
+    so too)."""
+
+    def __init__(self, status: CoverageStatus) -> None:
+        self._status = status
+
+    def __call__(self, spec: PartitionSpec, symbols: Sequence[str]) -> bool:
+        return set(symbols) <= self._status.done_symbols(spec)
+
+    def unavailable(self, spec: PartitionSpec) -> dict[str, str]:
+        return self._status.unavailable_symbols(spec)
 
 
 def bronze_complete_for(warehouse: Warehouse, specs: Sequence[PartitionSpec]) -> BronzeComplete:
-    """Whether bronze holds a partition's day complete for every symbol, for `specs` and the
-    sources of those derived from another interval, from one read of the index."""
-    sources = [s.source() for s in specs if not s.is_native]
-    done = recorded_complete(warehouse, [*specs, *sources])
-
-    def complete(spec: PartitionSpec, symbols: Sequence[str]) -> bool:
-        return set(symbols) <= done[spec]
-
-    return complete
+    """`BronzeComplete` of `specs` and the sources of those derived from another interval,
+    from one read of the index."""
+    every = [*specs, *(s.source() for s in specs if not s.is_native)]
+    if not every:
+        return BronzeComplete(CoverageStatus())
+    days = [spec.day for spec in every]
+    return BronzeComplete(coverage_status(warehouse, Layer.BRONZE, min(days), max(days)))
 
 
 class Plan(list[PartitionSpec]):
@@ -192,8 +222,8 @@ def _record_checked_stamps(
 
 def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
     """Partitions of `request` still to do for `layer` (bronze: to fetch; silver: to build):
-    every one if forced, else those not complete for every requested symbol, or whose
-    stored file is damaged (named in `Plan.damaged`)."""
+    every one if forced, else those not complete or unavailable at the source for every
+    requested symbol, or whose stored file is damaged (named in `Plan.damaged`)."""
     specs = list(request.partitions(derived=layer is not Layer.BRONZE))
     if request.force:
         return Plan(specs)
@@ -201,7 +231,7 @@ def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
     todo: list[PartitionSpec] = []
     complete: list[PartitionSpec] = []
     for spec in specs:
-        done = set(request.symbols_for(spec.dataset)) <= status.complete_symbols(spec)
+        done = set(request.symbols_for(spec.dataset)) <= status.done_symbols(spec)
         (complete if done else todo).append(spec)
     damaged = damaged_partitions(warehouse, layer, complete, status)
     redo = set(todo) | set(damaged)
@@ -219,7 +249,7 @@ def missing_days(
     days: DateRange,
 ) -> list[date]:
     """Days of one series (exchange, dataset, interval) in `days` that the index does not
-    record complete for every symbol (the same test `plan` makes)."""
+    record complete or unavailable at the source for every symbol (the test `plan` makes)."""
     status = coverage_status(
         warehouse,
         Layer(str(layer)),
@@ -239,7 +269,7 @@ def missing_days(
     return [
         day
         for day in days.days()
-        if not wanted <= status.complete_symbols(series.model_copy(update={"day": day}))
+        if not wanted <= status.done_symbols(series.model_copy(update={"day": day}))
     ]
 
 
@@ -258,3 +288,88 @@ def describe(specs: Sequence[PartitionSpec]) -> list[str]:
         f"{series}: " + ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in merge_days(days))
         for series, days in sorted(by_series.items())
     ]
+
+
+STATE_COLUMNS = pl.Schema(
+    {
+        "exchange": pl.String(),
+        "dataset": pl.String(),
+        "interval": pl.String(),
+        "symbol": pl.String(),
+        "complete_days": pl.Int64(),
+        "missing_days": pl.Int64(),
+        "unavailable_days": pl.Int64(),
+        "first_day": pl.Date(),  # the first day with data (rows present), if any
+        "last_day": pl.Date(),  # the last day with data
+        "unavailable": pl.String(),  # reasons with their day ranges, "; "-separated
+    }
+)
+
+
+def source_states(
+    warehouse: Warehouse,
+    *,
+    layer: Layer | str = Layer.BRONZE,
+    dataset: str | None = None,
+    exchange: str | None = None,
+    symbol: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> pl.DataFrame:
+    """The three coverage states per exchange, dataset, interval and symbol, for reports
+    (`STATE_COLUMNS`): days complete, missing and unavailable at the source, the first and
+    last day with data, and each reason of unavailability with its day ranges
+    (`beyond the source's depth (1,440 h): 2023-01-01..2024-10-01`).
+
+    Days are those the index records (a day never fetched has no record); with both `start`
+    and `end`, every day of that range counts, a day without a record as missing."""
+    records = warehouse.coverage.query(
+        layer=layer, dataset=dataset, exchange=exchange, symbol=symbol, start=start, end=end
+    )
+    if records.is_empty():
+        return pl.DataFrame(schema=STATE_COLUMNS)
+    group = ["exchange", "dataset", "interval", "symbol"]
+    has_data = pl.col("rows_present").fill_null(0) > 0
+    unavailable = pl.col("unavailable").is_not_null() & ~pl.col("complete")
+    table = records.group_by(group).agg(
+        pl.col("complete").sum().cast(pl.Int64).alias("complete_days"),
+        unavailable.sum().cast(pl.Int64).alias("unavailable_days"),
+        pl.len().cast(pl.Int64).alias("_recorded"),
+        pl.col("day").filter(has_data).min().alias("first_day"),
+        pl.col("day").filter(has_data).max().alias("last_day"),
+    )
+    span = (end - start).days + 1 if start is not None and end is not None else None
+    total = pl.lit(span, pl.Int64) if span is not None else pl.col("_recorded")
+    table = table.with_columns(
+        (total - pl.col("complete_days") - pl.col("unavailable_days")).alias("missing_days")
+    )
+    reasons: dict[tuple[object, ...], list[str]] = defaultdict(list)
+    gone = records.filter(unavailable).select(*group, "unavailable", "day")
+    for key, frame in gone.group_by([*group, "unavailable"], maintain_order=True):
+        ranges = merge_days(frame.get_column("day").to_list())
+        spans = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in ranges)
+        reasons[tuple(key[:-1])].append(f"{key[-1]}: {spans}")
+    text = [
+        "; ".join(reasons.get(tuple(row), [])) or None for row in table.select(group).iter_rows()
+    ]
+    table = table.with_columns(pl.Series("unavailable", text, dtype=pl.String()))
+    return table.select(STATE_COLUMNS.names()).cast(STATE_COLUMNS).sort(group, nulls_last=False)
+
+
+def describe_states(states: pl.DataFrame) -> list[str]:
+    """`source_states` as one line per series and symbol, e.g. `okx open_interest BTCUSDT:
+    from 2024-10-02; 60 complete, 0 missing, 670 unavailable (beyond the source's depth
+    (1,440 h): 2023-01-01..2024-10-01)`."""
+    lines = []
+    for row in states.iter_rows(named=True):
+        series = " ".join(
+            str(row[c]) for c in ("exchange", "dataset", "interval", "symbol") if row[c]
+        )
+        since = f"from {row['first_day']}" if row["first_day"] else "no data"
+        counts = (
+            f"{row['complete_days']} complete, {row['missing_days']} missing, "
+            f"{row['unavailable_days']} unavailable"
+        )
+        why = f" ({row['unavailable']})" if row["unavailable"] else ""
+        lines.append(f"{series}: {since}; {counts}{why}")
+    return lines

@@ -11,7 +11,13 @@ from typing import Any, cast
 import polars as pl
 import pyarrow as pa
 
-from clients.protocol import ExchangeClient, ExchangeError, UnknownSymbol
+from clients.protocol import (
+    ExchangeClient,
+    ExchangeError,
+    Instrument,
+    UnavailableAtSource,
+    UnknownSymbol,
+)
 from models.bronze import empty_bronze
 from models.coverage import COVERAGE_SCHEMA, GAP_STRUCT
 from models.dates import day_start, is_closed
@@ -30,9 +36,10 @@ from storage import PartitionKey, Warehouse, WriteResult
 from storage.coverage import with_optional_columns
 from storage.planning import recorded_complete
 from tasks.context import RunContext
+from tasks.listings import TRADING_STATUSES, cached_history, known_in_history, listing_times
 from tasks.progress import Progress
 from tasks.runtime import run_logger, settle_heap, shared_gate
-from tasks.transform.coverage import build_coverage, judge_complete
+from tasks.transform.coverage import build_coverage, judge_complete, settled
 from tasks.transform.degrade import refused_symbols
 from tasks.transform.silver_batch import Validated, validated
 
@@ -49,6 +56,8 @@ class FetchSummary:
     failures: dict[str, str] = field(default_factory=dict)
     # not listed any more, but rows of this closed day are stored: those rows are kept
     symbols_kept_unlisted: list[str] = field(default_factory=list)
+    # symbol -> why the source has no data for it that day (recorded unavailable at the source)
+    symbols_unavailable: dict[str, str] = field(default_factory=dict)
     path: str | None = None
     closed: bool = True
 
@@ -152,6 +161,67 @@ def assess(spec: PartitionSpec, frame: pl.DataFrame) -> Validated:
     )
 
 
+# How each endpoint's depth is told in an unavailable record (else the depth itself).
+DEPTH_NOTES: dict[tuple[str, str], str] = {
+    ("binance", "open_interest"): "REST serves the last 30 days; no archive file for the day",
+    ("okx", "funding"): "about 3 months",
+    ("okx", "open_interest"): "1,440 h",
+}
+
+
+def depth_note(exchange: Exchange, dataset: Dataset, depth: timedelta) -> str:
+    """How far back a source serves a dataset, as a reason names it."""
+    note = DEPTH_NOTES.get((exchange.value, dataset.value))
+    if note is not None:
+        return note
+    hours = int(depth.total_seconds() // 3600)
+    return f"{hours // 24} days" if hours % 24 == 0 else f"{hours:,} h"
+
+
+# Listing statuses of a listing that ended (Binance spot, USD-M; Coinbase; the clients' word for
+# an instrument resolved by the exchange's id scheme), and ours for one resolved from history.
+DELISTED_STATUSES = frozenset({"BREAK", "SETTLING", "CLOSE", "delisted", "unlisted"})
+DROPPED = "dropped"
+
+
+@dataclass
+class SourceFacts:
+    """What the source says about symbols of a partition beyond their rows: why a symbol has
+    none (the client raised `UnavailableAtSource`), how far back the endpoint serves
+    (`depth`), when a listing opened, and a listing's status when it is not trading."""
+
+    unavailable: dict[str, str] = field(default_factory=dict)
+    depth: timedelta | None = None
+    depth_note: str = ""
+    listed_at: dict[str, datetime] = field(default_factory=dict)
+    statuses: dict[str, str] = field(default_factory=dict)
+
+
+def unavailable_reason(
+    spec: PartitionSpec, symbol: str, facts: SourceFacts, *, now: datetime, settle_days: int
+) -> str | None:
+    """Why a symbol that has no row of a closed day never will (None: it may yet come)."""
+    if symbol in facts.unavailable:
+        return facts.unavailable[symbol]
+    start = day_start(spec.day)
+    end = start + timedelta(days=1)
+    listed = facts.listed_at.get(symbol)
+    if listed is not None and end <= listed:
+        return f"before listing (listed {listed:%Y-%m-%d %H:%M} UTC)"
+    if facts.depth is not None and start < now - facts.depth:
+        return f"beyond the source's depth ({facts.depth_note})"
+    status = facts.statuses.get(symbol)
+    if status == DROPPED:
+        return f"delisted (no longer in {spec.exchange.value}'s listing)"
+    if status in DELISTED_STATUSES:
+        return f"delisted (status {status} on {spec.exchange.value})"
+    if status is not None:
+        return f"not trading at the source (status {status} on {spec.exchange.value})"
+    if settled(spec.day, now, settle_days):
+        return f"no data at the source (none served {settle_days} days after the day)"
+    return None
+
+
 def bronze_coverage(
     spec: PartitionSpec,
     checked: Validated,
@@ -161,11 +231,17 @@ def bronze_coverage(
     now: datetime,
     settle_days: int,
     not_listed: Collection[str] = (),
+    facts: SourceFacts | None = None,
 ) -> pl.DataFrame:
     """Coverage records of the symbols fetched in this run (`checked`: their rows judged by
     `assess`), complete only when nothing expected is missing or what is missing is a gap of
-    the source (`judge_complete`), and of the symbols the exchange does not list (complete,
-    nothing expected)."""
+    the source (`judge_complete`), and of the symbols the exchange does not list.
+
+    A symbol without any row of a closed day is never complete: it is *unavailable at the
+    source* with the reason (`unavailable_reason`: the exchange dropped it, before its
+    listing, beyond the endpoint's depth, delisted, or still nothing once the day settled),
+    or else incomplete (fetched again). So is a symbol the exchange does not list."""
+    facts = facts or SourceFacts()
     grid = _grid(spec)
     records = build_coverage(
         spec.dataset.value,
@@ -188,15 +264,40 @@ def bronze_coverage(
         now=now,
         settle_days=settle_days,
     )
+    empty = records.filter((pl.col("rows_present") == 0) & (pl.col("quarantined") == 0)).get_column(
+        "symbol"
+    )
+    reasons = {
+        symbol: why
+        for symbol in empty.to_list()
+        if closed
+        and (why := unavailable_reason(spec, symbol, facts, now=now, settle_days=settle_days))
+    }
+    until = (spec.day + timedelta(days=1 + settle_days)).isoformat()
+    nothing = pl.col("symbol").is_in(empty.to_list())
+    gone = pl.col("symbol").is_in(list(reasons))
+    records = records.with_columns(
+        pl.when(gone | nothing).then(False).otherwise(pl.col("complete")).alias("complete"),
+        pl.when(gone)
+        .then(None)
+        .when(nothing & pl.lit(closed))
+        .then(pl.lit(f"incomplete: no rows; fetched again until {until}"))
+        .otherwise(pl.col("gap_reason"))
+        .alias("gap_reason"),
+        pl.col("symbol")
+        .replace_strict(list(reasons), list(reasons.values()), default=None, return_dtype=pl.String)
+        .alias("unavailable"),
+    )
     unlisted = pl.DataFrame(
         {
             "symbol": sorted(not_listed),
             "rows_present": 0,
             "quarantined": 0,
             "closed": closed,
-            "complete": closed,
-            "gap_reason": f"not listed on {spec.exchange.value}",
-        }
+            "complete": False,
+            "unavailable": f"not listed on {spec.exchange.value}" if closed else None,
+        },
+        schema_overrides={"unavailable": pl.String()},
     ).with_columns(pl.lit([], pl.List(GAP_STRUCT)).alias("gaps"))
     records = pl.concat([records, with_optional_columns(unlisted)], how="diagonal_relaxed")
     return records.with_columns(
@@ -250,13 +351,21 @@ async def fetch_partition(
     client = client or ctx.client(spec.exchange)
     kind = _kind(spec.dataset)
 
+    resolved: dict[str, Instrument] = {}
+
     async def one(symbol: str) -> tuple[str, pl.DataFrame | None, str | None]:
         try:
-            await client.resolve(symbol, kind)
+            resolved[symbol] = await client.resolve(symbol, kind)
         except UnknownSymbol:
-            return symbol, None, "not listed"
+            found = await _resolve_unlisted(ctx, client, spec.exchange, symbol, kind)
+            if found is None:
+                return symbol, None, "not listed"
+            resolved[symbol] = found
         try:
             return symbol, await _fetch_symbol(client, spec, symbol), None
+        except UnavailableAtSource as exc:
+            summary.symbols_unavailable[symbol] = f"delisted: {exc.reason}"
+            return symbol, None, None
         except ExchangeError as exc:
             return symbol, None, str(exc)
 
@@ -271,6 +380,19 @@ async def fetch_partition(
         elif frame is not None:
             summary.symbols_fetched.append(symbol)
             frames.append(frame)
+    for symbol, why in sorted(summary.symbols_unavailable.items()):
+        log.info("%s: %s unavailable at the source: %s", spec.label, symbol, why)
+    facts = None
+    if closed:
+        # not in today's listing (resolved from the listing history): dropped by the exchange
+        natives = getattr(client, "natives", None)
+        dropped: set[str] = set()
+        if natives is not None and resolved:
+            listed = set(await natives(kind))
+            dropped = {s for s, inst in resolved.items() if inst.native_symbol not in listed}
+        facts = await asyncio.to_thread(
+            _source_facts, ctx, client, spec, resolved, dropped, summary
+        )
 
     # Merging, encoding and the fsyncs run in a thread: other partitions' HTTP goes on.
     await asyncio.to_thread(
@@ -284,10 +406,66 @@ async def fetch_partition(
         repair=repair,
         settle_days=ctx.settings.settle_days,
         coverage_batch=coverage_batch,
+        facts=facts,
     )
     if summary.failures:
         raise PartitionFetchFailed(summary)
     return summary
+
+
+async def _resolve_unlisted(
+    ctx: RunContext,
+    client: ExchangeClient,
+    exchange: Exchange,
+    symbol: str,
+    kind: MarketKind,
+) -> Instrument | None:
+    """A symbol not in today's listing that the exchange's listing history knows (a backfill
+    of a delisted symbol): resolved by the client from that history (`remember_listings`,
+    `resolve(..., unlisted=True)`); None when the history does not know it either."""
+    history = await asyncio.to_thread(cached_history, ctx.warehouse, exchange)
+    if not known_in_history(history, symbol, kind, dropped=True):
+        return None
+    remember = getattr(client, "remember_listings", None)
+    if remember is not None:
+        remember(history)
+    try:
+        return await client.resolve(symbol, kind, unlisted=True)
+    except UnknownSymbol:
+        return None
+
+
+def _source_facts(
+    ctx: RunContext,
+    client: ExchangeClient,
+    spec: PartitionSpec,
+    resolved: Mapping[str, Instrument],
+    dropped: Collection[str],
+    summary: FetchSummary,
+) -> SourceFacts:
+    """What `unavailable_reason` needs for a closed day's partition: the endpoint's depth,
+    the listings' opening times (read only when a fetched symbol came back empty) and the
+    statuses of listings not trading."""
+    facts = SourceFacts(unavailable=dict(summary.symbols_unavailable))
+    depth_of = getattr(client, "history_depth", None)
+    depth = depth_of(spec.dataset) if depth_of is not None else None
+    if depth is not None:
+        facts.depth = depth
+        facts.depth_note = depth_note(spec.exchange, spec.dataset, depth)
+    facts.statuses = {
+        symbol: DROPPED if symbol in dropped else inst.status
+        for symbol, inst in resolved.items()
+        if symbol in dropped or (inst.status and inst.status not in TRADING_STATUSES)
+    }
+    if summary.symbols_fetched:
+        kind = _kind(spec.dataset).value
+        times = listing_times(ctx.warehouse, spec.exchange)
+        facts.listed_at = {
+            symbol: datetime.fromtimestamp(times[(kind, symbol)] / 1000, tz=UTC)
+            for symbol in summary.symbols_fetched
+            if (kind, symbol) in times
+        }
+    return facts
 
 
 async def fetch_day(
@@ -341,6 +519,7 @@ def _store_fetched(
     repair: bool,
     settle_days: int,
     coverage_batch: list[pl.DataFrame] | None = None,
+    facts: SourceFacts | None = None,
 ) -> None:
     """Merge the fetched symbols with the stored rows kept, write the file, record coverage
     (upserted now, or appended to `coverage_batch` for the caller to publish).
@@ -384,7 +563,9 @@ def _store_fetched(
         summary.path = written.path
         summary.rows = written.rows
     unlisted = [s for s in summary.symbols_not_listed if s not in stored_symbols]
-    coverage_symbols = summary.symbols_fetched + unlisted
+    # the exchange dropped these: recorded unavailable, unless rows of the day are stored
+    gone = [s for s in summary.symbols_unavailable if s not in stored_symbols]
+    coverage_symbols = summary.symbols_fetched + gone + unlisted
     if coverage_symbols:
         records = bronze_coverage(
             spec,
@@ -394,6 +575,7 @@ def _store_fetched(
             now=now,
             settle_days=settle_days,
             not_listed=unlisted,
+            facts=facts,
         )
         records = written.stamp_records(records) if written else records
         if coverage_batch is None:

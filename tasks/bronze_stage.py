@@ -7,15 +7,18 @@ import asyncio
 from collections import defaultdict
 from datetime import date
 
-from models.enums import Exchange, Layer
+from clients.protocol import ExchangeError
+from models.enums import EXCHANGE_DATASETS, Dataset, Exchange, Layer, MarketKind
+from models.errors import InputError
 from models.partitions import PartitionSpec
 from models.selection import RunRequest
+from models.symbols import is_rule, parse_rule
 from storage.planning import describe, plan
 from storage.snapshots import has_fresh_snapshot, latest_instruments, newest_snapshots
 from tasks.bronze import FetchesFailed, FetchSummary
 from tasks.chunks import day_span, fetch_groups
 from tasks.context import RunContext
-from tasks.listings import LISTING_COLUMNS, check_listed
+from tasks.listings import LISTING_COLUMNS, check_listed, listing_history, resolve_rules
 from tasks.progress import Progress
 from tasks.reports import BronzeReport
 from tasks.runtime import run_logger
@@ -37,9 +40,10 @@ def _collect(report: BronzeReport, label: str, error: Exception) -> list[FetchSu
 
 async def refresh_instruments(
     request: RunRequest, ctx: RunContext, units: Units, report: BronzeReport
-) -> None:
-    """Snapshot listings once a day per exchange, then refuse symbols nobody lists (notices
-    for the exchanges that do not list one)."""
+) -> RunRequest:
+    """Snapshot listings once a day per exchange, resolve symbol rules (`top:N`, `all:QUOTE`)
+    from the snapshots, then refuse symbols no exchange lists, today or in its listing
+    history (notices for the exchanges that do not list one); returns the request as run."""
     warehouse = ctx.warehouse
     newest = newest_snapshots(warehouse)
     stale = [
@@ -54,6 +58,8 @@ async def refresh_instruments(
             names = ", ".join(e.value for e in stale)
             report.summaries.extend(_collect(report, f"instruments of {names}", exc))
         newest = newest_snapshots(warehouse)
+    if request.rules:
+        request = await resolve_universe(request, ctx, newest, report)
     listings = {
         e: frame
         for e in request.exchanges
@@ -61,7 +67,74 @@ async def refresh_instruments(
         is not None
     }
     if len(listings) == len(request.exchanges):
-        report.notices.extend(check_listed(request, listings))
+        try:
+            report.notices.extend(check_listed(request, listings))
+        except InputError:  # maybe a symbol no longer listed: its history may know it
+            histories = await asyncio.to_thread(
+                lambda: {e: listing_history(warehouse, e, newest_bronze=newest) for e in listings}
+            )
+            report.notices.extend(check_listed(request, listings, histories))
+    return request
+
+
+PERP_SUFFIX = " (perp)"
+
+
+async def resolve_universe(
+    request: RunRequest, ctx: RunContext, newest: dict[str, date], report: BronzeReport
+) -> RunRequest:
+    """The request with each symbol rule resolved once, from each exchange's newest listing
+    snapshot (and its 24 h quote volumes for `top`): spot rules over the exchanges' spot
+    pairs, perpetual rules over their perpetuals. Recorded in `report.universe` (a rule of
+    the perpetual symbols as `top:3 (perp)`)."""
+    log = run_logger()
+    resolved: dict[MarketKind, dict[str, list[str]]] = {MarketKind.SPOT: {}, MarketKind.PERP: {}}
+    for symbols, kind in (
+        (request.symbols, MarketKind.SPOT),
+        (request.perp_symbols, MarketKind.PERP),
+    ):
+        exchanges = [
+            e
+            for e in request.exchanges
+            if kind is MarketKind.SPOT or Dataset.FUNDING in EXCHANGE_DATASETS[e]
+        ]
+        wanted = (
+            {Dataset.OHLCV} if kind is MarketKind.SPOT else {Dataset.FUNDING, Dataset.OPEN_INTEREST}
+        )
+        for text in symbols:
+            if not is_rule(text) or text in resolved[kind]:
+                continue
+            if not exchanges or not wanted & set(request.datasets):
+                resolved[kind][text] = []  # not asked for: nothing to resolve
+                continue
+            rule = parse_rule(text)
+            snapshots = {
+                e: frame
+                for e in exchanges
+                if (frame := latest_instruments(ctx.warehouse, e, newest=newest)) is not None
+            }
+            volumes: dict[Exchange, dict[str, float]] | None = None
+            if rule.rule == "top":
+                volumes = {}
+                for e in list(snapshots):
+                    try:
+                        volumes[e] = await ctx.client(e).quote_volumes(kind)  # type: ignore[attr-defined]
+                    except ExchangeError as exc:
+                        log.warning("symbol rule %s: no 24h volumes from %s: %s", text, e, exc)
+                        del snapshots[e]
+            found = resolve_rules(rule, snapshots, volumes, kind=kind)
+            if not found:
+                names = ", ".join(e.value for e in exchanges)
+                raise InputError(
+                    f"symbol rule {text} names no {kind.value} pair on any of: {names}"
+                )
+            resolved[kind][text] = found
+            log.info("symbol rule %s (%s): %s", text, kind.value, ", ".join(found))
+    report.universe = {
+        **resolved[MarketKind.SPOT],
+        **{f"{rule}{PERP_SUFFIX}": found for rule, found in resolved[MarketKind.PERP].items()},
+    }
+    return request.with_universe(resolved[MarketKind.SPOT], resolved[MarketKind.PERP])
 
 
 async def fetch_planned(
@@ -112,9 +185,10 @@ async def fetch_planned(
 async def run_bronze(request: RunRequest, ctx: RunContext, units: Units = DIRECT) -> BronzeReport:
     """Instruments snapshot, listing check, then every planned partition; never raises on
     partition failures (they are named in the report's `failures`)."""
-    report = BronzeReport()
+    report = BronzeReport(request=request)
     try:
-        await refresh_instruments(request, ctx, units, report)
+        request = await refresh_instruments(request, ctx, units, report)
+        report.request = request
         for notice in report.notices:
             run_logger().info(notice)
         specs = await fetch_planned(request, ctx, units, report)

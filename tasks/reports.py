@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.selection import RunRequest
 from tasks.bronze import FetchSummary
 from tasks.silver_partition import SilverSummary
 
@@ -17,6 +18,11 @@ class BronzeReport:
     failures: list[str] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    # each symbol rule of the request (`top:3`, `all:USDT`) -> the symbols it resolved to
+    universe: dict[str, list[str]] = field(default_factory=dict)
+    # the request as run, its rules resolved (None until the stage resolved it): the silver
+    # stage of the same run takes this one
+    request: RunRequest | None = None
 
     @property
     def partitions(self) -> int:

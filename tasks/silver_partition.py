@@ -130,6 +130,9 @@ def write_partition(
         if spec.interval is None:  # coverage is keyed like the partition (no interval level)
             coverage = coverage.with_columns(pl.lit(None, dtype=pl.String).alias("interval"))
         summary.counts = dict(batch.counts)
+    unavailable = getattr(bronze_complete, "unavailable", None)  # a plain callable: none
+    if unavailable is not None:
+        coverage = mark_unavailable(coverage, unavailable(spec.source()))
     key = PartitionKey.of(spec, Layer.SILVER)
     if closed:
         data, coverage, refused = _never_degrade(warehouse, key, data, quarantine, coverage)
@@ -151,6 +154,24 @@ def write_partition(
         built.coverage = result.stamp_records(coverage)
         summary.gaps, summary.gap_minutes = _gap_totals(coverage)
     return built
+
+
+def mark_unavailable(coverage: pl.DataFrame, reasons: Mapping[str, str]) -> pl.DataFrame:
+    """Silver coverage with the symbols bronze records unavailable at the source (`reasons`,
+    symbol -> why) recorded so too: not complete, with the same reason."""
+    if coverage.is_empty() or not reasons:
+        return coverage
+    if "unavailable" not in coverage.columns:
+        coverage = coverage.with_columns(pl.lit(None, pl.String).alias("unavailable"))
+    gone = pl.col("symbol").is_in(list(reasons))
+    why = pl.col("symbol").replace_strict(
+        list(reasons), list(reasons.values()), default=None, return_dtype=pl.String
+    )
+    return coverage.with_columns(
+        pl.when(gone).then(False).otherwise(pl.col("complete")).alias("complete"),
+        pl.when(gone).then(None).otherwise(pl.col("gap_reason")).alias("gap_reason"),
+        pl.when(gone).then(why).otherwise(pl.col("unavailable")).alias("unavailable"),
+    )
 
 
 def _never_degrade(

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from models.enums import Dataset, Layer
+from models.errors import InputError
 from models.partitions import PartitionSpec
 from models.selection import RunRequest
 from storage import PartitionKey, Warehouse
@@ -17,10 +18,13 @@ from storage.planning import describe, plan
 from storage.snapshots import latest_instruments, newest_snapshots
 from tasks.chunks import chunk_specs, day_span
 from tasks.context import RunContext
+from tasks.listings import listing_history
 from tasks.progress import Progress
 from tasks.reports import SilverReport
 from tasks.runtime import run_logger
 from tasks.silver_day import SilverDay, SilverDaysFailed
+from tasks.transform.common import FETCHED_AT, UTC_MS
+from tasks.transform.instruments import merge_history
 from tasks.transform.silver_batch import build_silver
 from tasks.units import DIRECT, Units
 
@@ -32,7 +36,10 @@ SILVER_RETRIES = 1
 
 
 def build_instruments(request: RunRequest, warehouse: Warehouse) -> int:
-    """Silver instruments from each exchange's newest bronze snapshot; returns rows written."""
+    """Silver instruments: per exchange, its listing history (every listing ever seen, with
+    `first_seen`, `last_seen` and `listed`; delisted listings kept, `merge_history`) after
+    its newest bronze snapshot, as one partition at that snapshot's day; the exchange's older
+    silver instruments partitions, superseded by it, are removed. Returns rows written."""
     rows = 0
     newest = newest_snapshots(warehouse)
     for exchange in request.exchanges:
@@ -40,7 +47,8 @@ def build_instruments(request: RunRequest, warehouse: Warehouse) -> int:
         if bronze is None or bronze.is_empty():
             continue
         day = bronze.get_column("fetched_at").max()
-        snapshot_day = day.date() if isinstance(day, datetime) else datetime.now(UTC).date()
+        seen = day if isinstance(day, datetime) else datetime.now(UTC)
+        snapshot_day = seen.date()
         batch = build_silver(
             Dataset.INSTRUMENTS.value,
             bronze,
@@ -51,8 +59,14 @@ def build_instruments(request: RunRequest, warehouse: Warehouse) -> int:
             closed=False,
             complete=False,
         )
+        previous = listing_history(warehouse, exchange, newest_bronze={})
+        snapshot = batch.data.with_columns(pl.lit(seen).cast(UTC_MS).alias(FETCHED_AT))
+        history = merge_history(previous if not previous.is_empty() else None, snapshot)
         key = PartitionKey.instruments(exchange, snapshot_day, Layer.SILVER)
-        rows += warehouse.write(key, batch.data, closed=False).rows
+        rows += warehouse.write(key, history, closed=False, force=True).rows
+        for old in warehouse.list_keys(Layer.SILVER, Dataset.INSTRUMENTS.value):
+            if old.exchange == exchange.value and old.day != snapshot_day:
+                warehouse.store.delete(old.path)
     return rows
 
 
@@ -125,6 +139,11 @@ async def run_silver(request: RunRequest, ctx: RunContext, units: Units = DIRECT
     """Build every silver partition not yet complete (or damaged), the aggregates of the
     days and intervals rebuilt, and silver instruments; failures are named in the report."""
     log = run_logger()
+    if request.rules:
+        raise InputError(
+            f"symbol rules {', '.join(request.rules)} are resolved by the bronze stage: build "
+            "silver with the request it ran (`BronzeReport.request`)"
+        )
     specs = plan(ctx.warehouse, Layer.SILVER, request)
     for spec, why in specs.damaged.items():
         log.warning("silver %s is damaged, redoing it: %s", spec.label, why)

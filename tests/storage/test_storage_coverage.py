@@ -264,6 +264,7 @@ def years_of_records() -> pl.DataFrame:
         updated_at=pl.lit(T0, COVERAGE_SCHEMA["updated_at"]),
         file_stamp=pl.lit(None, pl.String()),
         gap_reason=pl.lit(None, pl.String()),
+        unavailable=pl.lit(None, pl.String()),
     ).select(list(COVERAGE_SCHEMA))
 
 
