@@ -177,12 +177,13 @@ def _ccxt_table(rows_by_symbol: dict[str, list[list[Any]]]) -> Any:
 
 
 def _ccxt_write(path: str, rows_by_symbol: dict[str, list[list[Any]]]) -> int:
-    """One exchange's day to Parquet (zstd), written in a worker thread; returns the rows."""
+    """One exchange's day to Parquet (pyarrow's default snappy; a dictionary for the symbol
+    only), in a worker thread; returns the rows written."""
     import pyarrow.parquet as pq
 
     table = _ccxt_table(rows_by_symbol)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    pq.write_table(table, path, compression="zstd")
+    pq.write_table(table, path, use_dictionary=["symbol"])
     return int(table.num_rows)
 
 
@@ -257,7 +258,8 @@ async def ccxt_fetch(job: dict[str, Any]) -> dict[str, Any]:
         if store:
             path = os.path.join(out_dir, name, f"{day.isoformat()}.parquet")
             rows_by_symbol = dict(zip(listed[name], fetched, strict=True))
-            stored += await asyncio.to_thread(_ccxt_write, path, rows_by_symbol)
+            written = await asyncio.to_thread(_ccxt_write, path, rows_by_symbol)
+            stored += written
 
     t1, c1 = time.perf_counter(), _cpu_s()
     await asyncio.gather(*(exchange_day(name, d) for name in clients for d in days))
