@@ -117,7 +117,7 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
     say(
         f"  warm-up: {warm['sandbox_requests']} requests, sandbox CPU {warm['sandbox_cpu_s']:.2f} s"
     )
-    ours, theirs = [], []
+    ours, theirs, stored = [], [], []
     for i in range(repeats):
         r = run_direct(server, _job("direct", days))
         ours.append(r)
@@ -139,9 +139,17 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
             f"({c['requests']} requests, CPU {c['cpu_s']:.2f} s, "
             f"sandbox CPU {c['sandbox_cpu_s']:.2f} s)"
         )
+        with scratch() as out_dir:
+            cs = run_worker(_job("ccxt", days, sandbox_url=server.url, store=True, out_dir=out_dir))
+        stored.append(cs)
+        say(
+            f"  ccxt + Parquet run {i + 1}: {cs['stored_rows']:,} candles stored in "
+            f"{cs['wall_s']:.2f} s (CPU {cs['cpu_s']:.2f} s)"
+        )
     rate = median([r["silver_rows"] / r["wall_s"] for r in ours])
     fetch_rate = median([r["bronze_rows"] / r["fetch_s"] for r in ours])
     ccxt_rate = median([c["candles"] / c["wall_s"] for c in theirs])
+    ccxt_store_rate = median([c["stored_rows"] / c["wall_s"] for c in stored])
     return {
         "days": days,
         "candles": ours[-1]["silver_rows"],
@@ -150,6 +158,21 @@ def throughput(server: SandboxServer, days: int, repeats: int) -> dict[str, Any]
         "ccxt_candles_per_s": round(ccxt_rate),
         "speedup_vs_ccxt": round(rate / ccxt_rate, 2),
         "fetch_speedup_vs_ccxt": round(fetch_rate / ccxt_rate, 2),
+        # like for like: sandbox HTTP -> Parquet per exchange and day on both sides
+        "ccxt_store_candles_per_s": round(ccxt_store_rate),
+        "fetch_store_speedup_vs_ccxt": round(fetch_rate / ccxt_store_rate, 2),
+        "fetch_store_speedup_runs": [
+            round((r["bronze_rows"] / r["fetch_s"]) / (c["stored_rows"] / c["wall_s"]), 2)
+            for r, c in zip(ours, stored, strict=True)
+        ],
+        "fetch_cpu_us_per_candle": round(
+            median([r["fetch_cpu_s"] / r["bronze_rows"] for r in ours]) * 1e6, 2
+        ),
+        "ccxt_store_cpu_us_per_candle": _us_per(stored, "stored_rows"),
+        # CPU of the silver stage (read bronze ... record coverage), every thread
+        "silver_us_per_candle": round(
+            median([(r["cpu_s"] - r["fetch_cpu_s"]) / r["silver_rows"] for r in ours]) * 1e6, 2
+        ),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in ours),
         # CPU per candle of each side's own process (all threads)
         "cpu_us_per_candle": _us_per(ours, "silver_rows"),
@@ -182,6 +205,7 @@ def prefect_overhead(
             run_worker(_job("prefect", 1), _env(wh, server.url, PREFECT_API_URL=api_url))
         flows, direct, server_cpu = [], [], []
         reruns, rerun_ratios, rerun_requests, empties = [], [], [], []
+        over_empty, cli, cli_requests = [], [], []
         for i in range(repeats):
             with scratch() as wh:
                 env = _env(wh, server.url, PREFECT_API_URL=api_url)
@@ -196,14 +220,21 @@ def prefect_overhead(
                 rerun_ratios.append(again["wall_s"] / p["wall_s"])
                 # the floor of any re-run: a flow run that does nothing
                 empties.append(run_worker({"job": "empty-flow"}, env)["wall_s"])
+                over_empty.append(again["wall_s"] - empties[-1])
+                req0 = _requests(server)
+                cli.append(cli_noop(_job("prefect", days), env))
+                cli_requests.append(_requests(server) - req0)
             with scratch() as wh:
                 d = run_worker(_job("direct", days), _env(wh, server.url, PREFECT_API_URL=api_url))
                 direct.append(d)
             say(
                 f"  run {i + 1}: flows {p['wall_s']:.2f} s, direct {d['wall_s']:.2f} s; "
                 f"re-run {again['wall_s']:.2f} s ({rerun_requests[-1]} requests), "
-                f"empty flow run {empties[-1]:.2f} s"
+                f"empty flow run {empties[-1]:.2f} s; CLI over the completed range "
+                f"{cli[-1]:.2f} s ({cli_requests[-1]} requests)"
             )
+        say("  re-run of a completed week and of a completed year (1m, 5 symbols, 3 exchanges)")
+        out.update(history_rerun(server, api_url, repeats))
     out["prefect_s"] = round(median([p["wall_s"] for p in flows]), 2)
     out["direct_s"] = round(median([d["wall_s"] for d in direct]), 2)
     out["prefect_overhead_ratio"] = round(out["prefect_s"] / out["direct_s"], 3)
@@ -212,7 +243,84 @@ def prefect_overhead(
     out["rerun_s"] = round(median(reruns), 2)
     out["rerun_requests"] = max(rerun_requests)  # any request in any re-run counts
     out["prefect_empty_flow_s"] = round(median(empties), 3)
+    out["rerun_over_empty_flow_ms"] = round(median(over_empty) * 1000, 1)
+    out["cli_noop_s"] = round(median(cli), 2)
+    out["cli_noop_requests"] = max(cli_requests)
     return out
+
+
+def cli_noop(job: dict[str, Any], env: dict[str, str]) -> float:
+    """`crypto-pipeline backfill` over `job`'s range in a cold process: wall seconds."""
+    cli = os.path.join(os.path.dirname(sys.executable), "crypto-pipeline")
+    command = [
+        cli,
+        "backfill",
+        "--start",
+        job["start"],
+        "--end",
+        job["end"],
+        "--exchanges",
+        ",".join(job["exchanges"]),
+        "--symbols",
+        ",".join(job["symbols"]),
+        "--intervals",
+        "1m",
+        "--datasets",
+        "ohlcv",
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"crypto-pipeline backfill failed:\n{proc.stderr[-3000:]}")
+    return wall
+
+
+HISTORY_START = "2023-01-01"
+
+
+def history_rerun(server: SandboxServer, api_url: str, repeats: int) -> dict[str, Any]:
+    """Re-runs of a completed week and a completed year of 1m (5 symbols, 3 exchanges) in one
+    warehouse: the week fetched for real, the rest of the year copied from one of its days
+    with coverage records of its own (`benchmarks.history`). Each re-run is timed both as a
+    Prefect flow run (wall of `backfill_flow`) and through the direct stages."""
+    from benchmarks.history import extend_history, year_days
+
+    first = date.fromisoformat(HISTORY_START)
+    week = _job("direct", 7, start=HISTORY_START)
+    year = _job("direct", 365, start=HISTORY_START)
+    with scratch() as wh:
+        env = _env(wh, server.url, PREFECT_API_URL=api_url)
+        run_worker(week, env)
+        fetched = {first + timedelta(days=i) for i in range(7)}
+        t0 = time.perf_counter()
+        copied = extend_history(wh, first + timedelta(days=1), year_days(first, 365, fetched))
+        say(f"  year built in {time.perf_counter() - t0:.1f} s ({copied} files copied)")
+        flow: dict[str, list[float]] = {"week": [], "year": []}
+        direct: dict[str, list[float]] = {"week": [], "year": []}
+        requests = 0
+        for i in range(repeats):
+            for name, job in (("week", week), ("year", year)):
+                req0 = _requests(server)
+                flow[name].append(run_worker({**job, "job": "prefect"}, env)["wall_s"])
+                direct[name].append(run_worker(job, env)["wall_s"])
+                requests += _requests(server) - req0
+            say(
+                f"  run {i + 1}: flow week {flow['week'][-1]:.3f} s, "
+                f"year {flow['year'][-1]:.3f} s; direct week {direct['week'][-1]:.3f} s, "
+                f"year {direct['year'][-1]:.3f} s"
+            )
+    return {
+        "rerun_week_s": round(median(flow["week"]), 3),
+        "rerun_year_s": round(median(flow["year"]), 3),
+        "rerun_year_over_week": round(median(flow["year"]) / median(flow["week"]), 2),
+        "rerun_week_direct_s": round(median(direct["week"]), 3),
+        "rerun_year_direct_s": round(median(direct["year"]), 3),
+        "rerun_year_over_week_direct": round(median(direct["year"]) / median(direct["week"]), 2),
+        "rerun_history_requests": requests,
+    }
 
 
 def politeness(days: int, full_minutes: int) -> dict[str, Any]:

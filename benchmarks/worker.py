@@ -6,7 +6,11 @@ Prints one JSON line: the job's timings plus the process's own peak RSS. Jobs:
   pipeline's own stages (`tasks.bronze_stage.run_bronze`, `tasks.silver_stage.run_silver`)
   with their units of work run in this process instead of as Prefect task runs.
 * ``prefect``: the same backfill through `flows.backfill.backfill_flow` (needs PREFECT_API_URL).
-* ``ccxt``: the same 1m candle fetch with ccxt's async clients (fetch to a list only).
+* ``ccxt``: the same 1m candle fetch with ccxt's async clients (fetch to a list only); with
+  ``"store": true`` also writing the rows to Parquet per exchange and day via Arrow, as a
+  ccxt-based downloader stores them (one file per exchange and day with all symbols).
+* ``rerun``: the direct backfill of a range the warehouse already holds complete (timed from
+  the first stage call, like ``direct``; nothing to fetch or build).
 * ``polite``: the direct backfill with client pacing on, stopped after ``seconds``.
 * ``empty-flow``: a flow run that does nothing (Prefect's fixed cost of a run).
 
@@ -144,13 +148,59 @@ def _ccxt_symbol(exchange: str, unified: str) -> str:
     return f"{base}/{quote}"
 
 
+def _ccxt_table(rows_by_symbol: dict[str, list[list[Any]]]) -> Any:
+    """ccxt rows ([ms, o, h, l, c, v]) of several symbols as one Arrow table, sorted by symbol
+    then time: one typed column per field, built from the rows with `zip`."""
+    import pyarrow as pa
+
+    symbols: list[str] = []
+    columns: list[list[Any]] = [[], [], [], [], [], []]
+    for symbol in sorted(rows_by_symbol):
+        rows = rows_by_symbol[symbol]
+        if not rows:
+            continue
+        symbols.extend([symbol] * len(rows))
+        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+            column.extend(values)
+    ts, o, h, low, c, v = columns
+    return pa.table(
+        {
+            "symbol": pa.array(symbols, pa.string()),
+            "ts": pa.array(ts, pa.int64()).cast(pa.timestamp("ms", "UTC")),
+            "open": pa.array(o, pa.float64()),
+            "high": pa.array(h, pa.float64()),
+            "low": pa.array(low, pa.float64()),
+            "close": pa.array(c, pa.float64()),
+            "volume": pa.array(v, pa.float64()),
+        }
+    )
+
+
+def _ccxt_write(path: str, rows_by_symbol: dict[str, list[list[Any]]]) -> int:
+    """One exchange's day to Parquet (pyarrow's default snappy; a dictionary for the symbol
+    only), in a worker thread; returns the rows written."""
+    import pyarrow.parquet as pq
+
+    table = _ccxt_table(rows_by_symbol)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(table, path, use_dictionary=["symbol"])
+    return int(table.num_rows)
+
+
 async def ccxt_fetch(job: dict[str, Any]) -> dict[str, Any]:
-    """The same 1m candles, fetched with ccxt's async clients pointed at the sandbox."""
+    """The same 1m candles, fetched with ccxt's async clients pointed at the sandbox.
+
+    With `store`, each exchange's day (all symbols) is written to Parquet under `out_dir` as
+    soon as its last symbol is fetched, in a thread, while the other fetches go on.
+    """
     import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
+    import pyarrow.parquet  # noqa: F401 - imported untimed, like the pipeline's
 
     sandbox = job["sandbox_url"].rstrip("/")
     days = _days(job["start"], job["end"])
     per_exchange = job.get("concurrency", 20)
+    store = bool(job.get("store"))
+    out_dir = job.get("out_dir") or ""
     clients: dict[str, Any] = {}
     for name in job["exchanges"]:
         cls = getattr(ccxt_async, CCXT_IDS[name])
@@ -179,9 +229,10 @@ async def ccxt_fetch(job: dict[str, Any]) -> dict[str, Any]:
 
     candles = 0
     requests = 0
+    stored = 0
     sems = {name: asyncio.Semaphore(per_exchange) for name in clients}
 
-    async def one(name: str, symbol: str, day: date) -> None:
+    async def one(name: str, symbol: str, day: date) -> list[list[Any]]:
         nonlocal candles, requests
         client = clients[name]
         since = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
@@ -199,9 +250,19 @@ async def ccxt_fetch(job: dict[str, Any]) -> dict[str, Any]:
                 rows.extend(page)
                 since = int(page[-1][0]) + 60_000
         candles += len(rows)
+        return rows
+
+    async def exchange_day(name: str, day: date) -> None:
+        nonlocal stored
+        fetched = await asyncio.gather(*(one(name, s, day) for s in listed[name]))
+        if store:
+            path = os.path.join(out_dir, name, f"{day.isoformat()}.parquet")
+            rows_by_symbol = dict(zip(listed[name], fetched, strict=True))
+            written = await asyncio.to_thread(_ccxt_write, path, rows_by_symbol)
+            stored += written
 
     t1, c1 = time.perf_counter(), _cpu_s()
-    await asyncio.gather(*(one(name, s, d) for name in clients for s in listed[name] for d in days))
+    await asyncio.gather(*(exchange_day(name, d) for name in clients for d in days))
     wall = time.perf_counter() - t1
     cpu = _cpu_s() - c1
     for client in clients.values():
@@ -211,6 +272,7 @@ async def ccxt_fetch(job: dict[str, Any]) -> dict[str, Any]:
         "cpu_s": cpu,
         "markets_s": markets_s,
         "candles": candles,
+        "stored_rows": stored,
         "requests": requests,
         "listed": listed,
     }

@@ -168,8 +168,9 @@ class Warehouse:
 
     def stamps(self, keys: Sequence[PartitionKey]) -> dict[PartitionKey, str]:
         """The current stamp of each key's file (`Store.stamps`); keys without a file left out."""
-        by_path = self._store.stamps([k.path for k in keys])
-        return {k: by_path[k.path] for k in keys if k.path in by_path}
+        paths = [k.path for k in keys]  # each key's path built once (a year: ~2k keys)
+        by_path = self._store.stamps(paths)
+        return {k: by_path[p] for k, p in zip(keys, paths, strict=True) if p in by_path}
 
     def dataset_path(self, layer: Layer | str, dataset: str) -> str:
         """URI of a dataset's directory, for polars/DuckDB/pyarrow with hive partitioning."""
