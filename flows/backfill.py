@@ -54,7 +54,8 @@ class ChunkOutcome:
 async def backfill_here(request: RunRequest, ctx: RunContext) -> BackfillReport:
     """Bronze then silver for the whole request in this process, as task runs."""
     bronze = await bronze_stage(request, ctx)
-    silver = await silver_stage(request, ctx)
+    # the request with its universe rules (top:N, all:QUOTE) resolved by the bronze stage
+    silver = await silver_stage(bronze.request or request, ctx)
     return BackfillReport(days=len(request.days), bronze=bronze, silver=silver)
 
 

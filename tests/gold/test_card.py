@@ -33,8 +33,12 @@ def _coverage() -> pl.DataFrame:
         ("bronze", "ohlcv", "okx", "BTCUSDT", "1m", date(2024, 1, 1), 1, 1440, [], 0,
          True, True, ts(23), None),
     ]  # fmt: skip
-    given = ("file_stamp",)  # the optional columns after it (gap_reason) are null
-    width = list(COVERAGE_SCHEMA).index(given[-1]) + 1
+    return _records(rows)
+
+
+def _records(rows: list[tuple]) -> pl.DataFrame:
+    """Coverage records from rows ending at `file_stamp`; later optional columns are null."""
+    width = list(COVERAGE_SCHEMA).index("file_stamp") + 1
     padded = [(*row, *([None] * (len(COVERAGE_SCHEMA) - width))) for row in rows]
     return pl.DataFrame(padded, schema=COVERAGE_SCHEMA, orient="row")
 
@@ -119,7 +123,7 @@ def _coverage_with_unlisted() -> pl.DataFrame:
     rows = [row("coinbase", "BNBUSDT", d, 0) for d in (1, 2)]
     rows += [row("binance", "BTCUSDT", d, 24) for d in (1, 2)]
     rows += [row("coinbase", "BTCUSDT", 1, 24), row("coinbase", "BTCUSDT", 2, 0)]
-    return pl.DataFrame(rows, schema=COVERAGE_SCHEMA, orient="row")
+    return _records(rows)
 
 
 def test_dataset_info_features_are_what_datasets_reads(make_silver, tmp_path: Path) -> None:
