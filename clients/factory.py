@@ -8,7 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from clients.allowance import AllowanceBackend, allowance_backend
+from clients.allowance import AllowanceBackend
+from clients.allowance_choice import allowance_backend
 from clients.base import BaseClient, RetryPolicy
 from clients.binance import BinanceClient
 from clients.binance_archive import ARCHIVE_URL
@@ -47,7 +48,7 @@ def make_client(
 
     `allowance` is where the allowance is kept (`CRYPTO_PIPELINE_ALLOWANCE`): `local` (default,
     this process), `local/N` (1/N of it per process) or a Redis URL shared by every process
-    (see `clients.allowance.allowance_backend`; an unreachable Redis raises
+    (see `clients.allowance_choice.allowance_backend`; an unreachable Redis raises
     `AllowanceUnavailable` unless `allowance_fallback_processes` > 0 picks `local/N`).
 
     Binance only: `binance_source` picks where history comes from: `rest` (the default of a

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from clients.allowance import allowance_backend
+from clients.allowance_choice import allowance_backend
 from models.settings import Settings, load_settings
 from tasks.context import RunContext
 

@@ -50,13 +50,13 @@ from aiohttp import web
 
 from sandbox import catalog, market
 from sandbox.binance import BINANCE_BARS
-from sandbox.catalog import HOUR_MS, PERP, SPOT, Listing
 from sandbox.config import SandboxConfig
+from sandbox.listing import HOUR_MS, PERP, SPOT, Listing, utc_ms
 from sandbox.market import MINUTE_MS, Bar, stable_key, uniform
 from sandbox.state import STATE, SandboxState
 
 PREFIX = "/data/"
-MICROS_SINCE_MS = catalog.utc_ms("2025-01-01")  # spot times in microseconds from here on
+MICROS_SINCE_MS = utc_ms("2025-01-01")  # spot times in microseconds from here on
 DAILY_DELAY_MS = 8 * HOUR_MS
 MISSING_DAY_PROBABILITY = 0.01
 MISSING_DAYS: frozenset[date] = frozenset({date(2024, 5, 20)})

@@ -18,8 +18,8 @@ import numpy as np
 from aiohttp import web
 
 from sandbox import catalog, market
-from sandbox.catalog import DAY_MS, HOUR_MS, PERP, SPOT, Listing
 from sandbox.common import ApiError, fixed, float_text, json_response
+from sandbox.listing import DAY_MS, HOUR_MS, PERP, SPOT, Listing, utc_ms
 from sandbox.market import MINUTE_MS, Bar
 from sandbox.pages import RowFormat, page
 from sandbox.state import STATE, SandboxState
@@ -471,7 +471,7 @@ def funding_rows(
     return rows
 
 
-MARK_PRICE_SINCE_MS = catalog.utc_ms("2021-01-01")  # older rows carry markPrice ""
+MARK_PRICE_SINCE_MS = utc_ms("2021-01-01")  # older rows carry markPrice ""
 
 
 async def funding_rate(request: web.Request) -> web.Response:

@@ -26,8 +26,8 @@ from functools import partial
 from aiohttp import web
 
 from sandbox import catalog, market
-from sandbox.catalog import SPOT, Listing
 from sandbox.common import ApiError, floats, json_response
+from sandbox.listing import SPOT, Listing
 from sandbox.market import Bar, Candles, stable_key
 from sandbox.pages import RowFormat, page
 from sandbox.state import STATE, SandboxState

@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from sandbox import market
-from sandbox.catalog import Listing
+from sandbox.listing import Listing
 from sandbox.market import Bar, Candles
 
 

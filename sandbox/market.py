@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sandbox.catalog import DAY_MS, PERP, Listing, utc_ms
+from sandbox.listing import DAY_MS, PERP, Listing, utc_ms
 
 MINUTE_MS = 60_000
 MINUTES_PER_DAY = 1440

@@ -30,8 +30,8 @@ import numpy as np
 from aiohttp import web
 
 from sandbox import catalog, market
-from sandbox.catalog import DAY_MS, HOUR_MS, PERP, SPOT, Listing
 from sandbox.common import ApiError, json_response, trim_text, trimmed
+from sandbox.listing import DAY_MS, HOUR_MS, PERP, SPOT, Listing, step_parts
 from sandbox.market import MINUTE_MS, Bar
 from sandbox.pages import RowFormat, page
 from sandbox.state import STATE, SandboxState
@@ -253,7 +253,7 @@ async def funding_rate_history(request: web.Request) -> web.Response:
 def oi_figures(state: SandboxState, listing: Listing, times: np.ndarray) -> list[list[str]]:
     """[ts, oi (contracts), oiCcy, oiUsd] for each time, ascending."""
     base, mark = market.open_interest(state.seed, listing, times)
-    ct_m, ct_d = catalog.step_parts(listing.contract_value)
+    ct_m, ct_d = step_parts(listing.contract_value)
     contracts = np.rint(base / float(listing.contract_value)).astype(np.int64)
     ccy = trimmed(contracts * ct_m, ct_d)
     usd = contracts * float(listing.contract_value) * mark

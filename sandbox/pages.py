@@ -18,8 +18,8 @@ import numpy as np
 import orjson
 
 from sandbox import market
-from sandbox.catalog import DAY_MS, Listing
 from sandbox.common import backward, forward
+from sandbox.listing import DAY_MS, Listing
 from sandbox.market import Bar, Candles
 
 # A day of 1m Binance klines is ~250 kB of JSON, so the cache stays under ~70 MB.

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 
-from sandbox.catalog import PERP, SPOT, Asset, Listing, utc_ms
+from sandbox.listing import PERP, SPOT, Asset, Listing, utc_ms
 
 GENERATED_FROM = utc_ms("2018-01-01")
 GENERATED_UNTIL = utc_ms("2025-07-01")

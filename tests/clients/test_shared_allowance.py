@@ -20,8 +20,8 @@ from clients.allowance import (
     AllowanceUnavailable,
     InProcessLimiter,
     LocalAllowance,
-    allowance_backend,
 )
+from clients.allowance_choice import allowance_backend
 from clients.base import Request, Retryable, RetryPolicy
 from clients.binance import BinanceClient
 from clients.factory import make_client

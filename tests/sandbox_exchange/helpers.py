@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 
 from sandbox import catalog, market
-from sandbox.catalog import Listing
+from sandbox.listing import Listing, utc_ms
 
 FAR_FUTURE_MS = 2**62
 
@@ -32,7 +32,7 @@ def expected_minutes(exchange: str, symbol: str, start_ms: int, end_ms: int, kin
 
 
 def ms(text: str) -> int:
-    return catalog.utc_ms(text)
+    return utc_ms(text)
 
 
 class FakeClock:

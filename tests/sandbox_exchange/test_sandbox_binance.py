@@ -8,8 +8,8 @@ import time
 import pytest
 
 from sandbox import market
-from sandbox.catalog import DAY_MS, HOUR_MS
 from sandbox.common import fixed
+from sandbox.listing import DAY_MS, HOUR_MS
 from sandbox.market import MINUTE_MS, Bar
 
 from .helpers import FakeClock, expected_minutes, fetch, listing, ms

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from sandbox import market
-from sandbox.catalog import DAY_MS, HOUR_MS
 from sandbox.common import trim_text
+from sandbox.listing import DAY_MS, HOUR_MS
 from sandbox.market import Bar
 
 from .helpers import listing, ms

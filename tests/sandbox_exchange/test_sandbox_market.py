@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import catalog, market
-from sandbox.catalog import DAY_MS, HOUR_MS
+from sandbox.listing import DAY_MS, HOUR_MS
 from sandbox.market import MINUTE_MS, Bar
 
 from .helpers import FAR_FUTURE_MS, listing, ms

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from sandbox import SandboxServer, binance, coinbase, okx, pages
-from sandbox.catalog import DAY_MS, HOUR_MS, Listing
 from sandbox.common import backward, drop_days, forward
+from sandbox.listing import DAY_MS, HOUR_MS, Listing
 from sandbox.market import MINUTE_MS, Bar
 from sandbox.pages import Keep, RowFormat
 
