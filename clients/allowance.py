@@ -22,7 +22,6 @@ from clients.ratelimit import Limiter, LimitSpec, shared_limiter
 from models.errors import InputError
 from models.settings import ALLOWANCE_ENV
 
-
 Ticket = int | str
 LimiterKey = tuple[str, ...]
 
