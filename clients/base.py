@@ -20,7 +20,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    stop_after_attempt,
 )
 
 from clients.allowance import AllowanceBackend, AsyncLimiter, LimiterKey, LocalAllowance, Ticket
@@ -47,10 +46,15 @@ log = logging.getLogger(__name__)
 class RetryPolicy:
     """How hard a client tries before giving up on a request."""
 
-    attempts: int = 8
+    attempts: int = 6
     base_delay: float = 0.25  # first backoff; doubles per retry, with jitter
-    max_delay: float = 20.0
+    max_delay: float = 2.0
     timeout: float = 30.0  # whole request, seconds
+    connect_timeout: float = 5.0  # reaching the host, seconds (an unreachable one fails fast)
+    # Seconds after which a failing request is given up (after its current attempt), unless
+    # the exchange is rate limiting (its Retry-After pauses are honoured up to `attempts`):
+    # with the task retries, an unreachable exchange fails its partitions within a minute.
+    budget: float = 8.0
     rate_limit_pause: float = 2.0  # pause after a 429 without Retry-After
     firewall_pause: float = 30.0  # pause after a firewall refusal (Binance 403) without one
 
@@ -124,7 +128,9 @@ class BaseClient(ABC):
         self._session = session
         self._owns_session = session is None
         self._max_concurrency = max_concurrency
-        self._timeout = aiohttp.ClientTimeout(total=self.retry.timeout)
+        self._timeout = aiohttp.ClientTimeout(
+            total=self.retry.timeout, sock_connect=self.retry.connect_timeout
+        )
         self._instruments: dict[MarketKind, dict[str, Instrument]] = {}
         self._instrument_frames: dict[MarketKind, pl.DataFrame] = {}
         self._instrument_locks: dict[MarketKind, asyncio.Lock] = {}
@@ -307,6 +313,14 @@ class BaseClient(ABC):
             return max(exc.retry_after, jittered)
         return jittered
 
+    def _stop(self, state: RetryCallState) -> bool:
+        """Stop at `attempts`, or past `budget` seconds unless the exchange is rate limiting."""
+        if state.attempt_number >= self.retry.attempts:
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        limited = isinstance(exc, Retryable) and isinstance(exc.error, RateLimited)
+        return not limited and (state.seconds_since_start or 0.0) >= self.retry.budget
+
     async def get(self, request: Request, decode: Callable[[Any], Any] | None = None) -> Any:
         """Send `request` with retries and return `decode(payload)` (or the payload).
 
@@ -332,7 +346,7 @@ class BaseClient(ABC):
             log.info("retrying (attempt %d): %s", state.attempt_number + 1, exc)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception_type(Retryable),
             before_sleep=count_retry,
@@ -347,7 +361,8 @@ class BaseClient(ABC):
             final_cls = RateLimited if isinstance(error, RateLimited) else ExchangeUnavailable
             final = self.error(
                 final_cls,
-                f"{error.message}; gave up after {self.retry.attempts} attempts",
+                f"{error.message}; gave up after {retrying.statistics.get('attempt_number')}"
+                " attempts",
                 request,
                 status=error.status,
                 code=error.code,
