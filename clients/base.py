@@ -134,6 +134,7 @@ class BaseClient(ABC):
         self._instruments: dict[MarketKind, dict[str, Instrument]] = {}
         self._instrument_frames: dict[MarketKind, pl.DataFrame] = {}
         self._instrument_locks: dict[MarketKind, asyncio.Lock] = {}
+        self._gave_up: dict[str, float] = {}  # host -> when a request last spent its budget
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -313,13 +314,19 @@ class BaseClient(ABC):
             return max(exc.retry_after, jittered)
         return jittered
 
-    def _stop(self, state: RetryCallState) -> bool:
-        """Stop at `attempts`, or past `budget` seconds unless the exchange is rate limiting."""
+    def _stop(self, state: RetryCallState, host: str) -> bool:
+        """Stop at `attempts`, or past `budget` seconds unless the exchange is rate limiting;
+        a request to a host that another request gave up on moments ago (requests queued
+        behind it, e.g. for the listings) stops at its first failure: the budget is spent."""
         if state.attempt_number >= self.retry.attempts:
             return True
         exc = state.outcome.exception() if state.outcome else None
-        limited = isinstance(exc, Retryable) and isinstance(exc.error, RateLimited)
-        return not limited and (state.seconds_since_start or 0.0) >= self.retry.budget
+        if isinstance(exc, Retryable) and isinstance(exc.error, RateLimited):
+            return False
+        gave_up = self._gave_up.get(host)
+        if gave_up is not None and time.monotonic() - gave_up < self.retry.max_delay:
+            return True
+        return (state.seconds_since_start or 0.0) >= self.retry.budget
 
     async def get(self, request: Request, decode: Callable[[Any], Any] | None = None) -> Any:
         """Send `request` with retries and return `decode(payload)` (or the payload).
@@ -346,7 +353,7 @@ class BaseClient(ABC):
             log.info("retrying (attempt %d): %s", state.attempt_number + 1, exc)
 
         retrying = AsyncRetrying(
-            stop=self._stop,
+            stop=lambda state: self._stop(state, request.host),
             wait=self._wait,
             retry=retry_if_exception_type(Retryable),
             before_sleep=count_retry,
@@ -357,6 +364,7 @@ class BaseClient(ABC):
                 with try_:
                     return await attempt()
         except Retryable as exc:
+            self._gave_up[request.host] = time.monotonic()
             error = exc.error
             final_cls = RateLimited if isinstance(error, RateLimited) else ExchangeUnavailable
             final = self.error(

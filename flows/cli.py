@@ -242,6 +242,7 @@ def _install_console_filter() -> None:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from clients.protocol import ExchangeError
+    from flows.bronze import WarehouseWriteFailed
     from tasks.bronze import FetchesFailed, PartitionFetchFailed
     from tasks.publish import PublishError
     from tasks.reports import PipelineFailed
@@ -255,6 +256,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         SilverDaysFailed,
         PublishError,
         ExchangeError,
+        WarehouseWriteFailed,
     )
 
 
@@ -371,7 +373,7 @@ def _finish(
         if summary is not None:
             summary.report = asyncio.run(state.aresult())
             summary.run_url = _run_url(state)
-            out.print(summary.table())
+            summary.print(out)
         console.print(f"[green]{label} completed[/green]")
         return 0
     error = asyncio.run(state.aresult(raise_on_failure=False))
@@ -385,7 +387,7 @@ def _finish(
     if summary is not None:
         summary.failures = failures or [_error_text(error)]
         summary.run_url = _run_url(state)
-        out.print(summary.table())
+        summary.print(out)
     for line in failures or [_error_text(error)]:
         console.print(f"[red]error:[/red] {line}", highlight=False)
     if not isinstance(error, _expected_errors()) and _VERBOSE:

@@ -228,7 +228,16 @@ class RunSummary:
             table.add_row("requests", "0")
         failures = self.failures or (self.report.failures if self.report else [])
         table.add_row("failures", f"[red]{len(failures)}[/red]" if failures else "0")
-        table.add_row("data", self.warehouse)
-        if self.run_url:
-            table.add_row("flow run", self.run_url)
         return table
+
+    def lines(self) -> list[str]:
+        """Where the data is and the flow run's page, whole (a table cell would cut them)."""
+        found = [f"data: {self.warehouse}"]
+        if self.run_url:
+            found.append(f"flow run: {self.run_url}")
+        return found
+
+    def print(self, console: Console) -> None:
+        console.print(self.table())
+        for line in self.lines():
+            console.print(line, highlight=False, soft_wrap=True)
