@@ -184,6 +184,13 @@ def _configure_logging(verbose: int) -> None:
     os.environ.setdefault(
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S
     )
+    # Prefect retries a call to its API 5 times (2+4+8+16+32 s): a lost server kept the CLI
+    # waiting for 140 s. Two retries still ride out a restart of a few seconds.
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
+    if not verbose:
+        # A log handler's own failure (e.g. sending a batch of logs to an API that is gone)
+        # prints a traceback; the CLI reports a lost API itself, once.
+        logging.raiseExceptions = False
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
@@ -208,9 +215,11 @@ class _QuietConsole(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and isinstance(error, _expected_errors()):
             return False
+        if error is not None and _api_failure(error) is not None:
+            return False  # the API is gone: the CLI says so once, when the run gives up
         if record.levelno >= logging.ERROR and record.name.startswith("prefect."):
             message = record.getMessage()
-            if "Finished in state Failed" in message or "Finished in state Crashed" in message:
+            if "Finished in state " in message:  # the CLI's summary says how the run ended
                 return False
             if _api_lost is not None:
                 return False
@@ -596,6 +605,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _owns_process() -> bool:
+    """Whether this process runs the CLI alone (the console script, `python -m`), so it may
+    end itself at once; a test runner calling `main` in its own process may not."""
+    return "pytest" not in sys.modules
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     global _VERBOSE, _api_lost
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -610,7 +625,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ApiUnavailable as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
-        logging.disable(logging.CRITICAL)  # Prefect's services complain as they shut down
+        if _api_lost is not None and _owns_process():
+            # Prefect's log and event workers would retry the dead API at exit for minutes;
+            # every warehouse write is already whole (atomic), so leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(API_UNAVAILABLE)
+        logging.disable(logging.CRITICAL)
         return API_UNAVAILABLE
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
