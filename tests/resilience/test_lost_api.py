@@ -109,9 +109,9 @@ def test_lost_api_one_line_then_orphan_marked_crashed(
 ) -> None:
     """Injected: the Prefect server is SIGKILLed while the CLI's backfill writes bronze
     (slow writes); then the server comes back and another backfill starts. Held: the CLI
-    exits 3 within a minute with one `lost the Prefect API` line and no traceback (it ran on
-    for 144 s and printed raw httpx tracebacks); the flow run it left RUNNING is marked Crashed by the next
-    CLI run, which says so."""
+    exits 3 within a minute with one `lost the Prefect API` line and no traceback (it ran
+    on for 144 s and printed raw httpx tracebacks); the flow run it left RUNNING is marked
+    Crashed by the next CLI run, which says so."""
     root = tmp_path / "wh"
     env = cli_env(
         tmp_path / "home",
