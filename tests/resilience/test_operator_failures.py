@@ -120,4 +120,3 @@ def test_silver_days_failed_prints_no_traceback(tmp_path: Path, sandbox: Any, ap
     lines = _assert_one_line_each(done.stderr)
     assert any("injected: silver partition build broke" in line for line in lines), lines
     assert "SilverDaysFailed" not in done.stderr
-
