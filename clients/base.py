@@ -20,7 +20,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    stop_after_attempt,
 )
 
 from clients.allowance import AllowanceBackend, AsyncLimiter, LimiterKey, LocalAllowance, Ticket
@@ -52,10 +51,15 @@ UNLISTED_STATUS = "unlisted"
 class RetryPolicy:
     """How hard a client tries before giving up on a request."""
 
-    attempts: int = 8
+    attempts: int = 6
     base_delay: float = 0.25  # first backoff; doubles per retry, with jitter
-    max_delay: float = 20.0
+    max_delay: float = 2.0
     timeout: float = 30.0  # whole request, seconds
+    connect_timeout: float = 5.0  # reaching the host, seconds (an unreachable one fails fast)
+    # Seconds after which a failing request is given up (after its current attempt), unless
+    # the exchange is rate limiting (its Retry-After pauses are honoured up to `attempts`):
+    # with the task retries, an unreachable exchange fails its partitions within a minute.
+    budget: float = 8.0
     rate_limit_pause: float = 2.0  # pause after a 429 without Retry-After
     firewall_pause: float = 30.0  # pause after a firewall refusal (Binance 403) without one
 
@@ -129,13 +133,16 @@ class BaseClient(ABC):
         self._session = session
         self._owns_session = session is None
         self._max_concurrency = max_concurrency
-        self._timeout = aiohttp.ClientTimeout(total=self.retry.timeout)
+        self._timeout = aiohttp.ClientTimeout(
+            total=self.retry.timeout, sock_connect=self.retry.connect_timeout
+        )
         self._instruments: dict[MarketKind, dict[str, Instrument]] = {}
         self._instrument_frames: dict[MarketKind, pl.DataFrame] = {}
         self._instrument_locks: dict[MarketKind, asyncio.Lock] = {}
         # Instruments resolved outside today's listing, and the listing history to use.
         self._unlisted: dict[tuple[MarketKind, str], Instrument] = {}
         self._history: dict[tuple[MarketKind, str], Instrument] = {}
+        self._gave_up: dict[str, float] = {}  # host -> when a request last spent its budget
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -315,6 +322,20 @@ class BaseClient(ABC):
             return max(exc.retry_after, jittered)
         return jittered
 
+    def _stop(self, state: RetryCallState, host: str) -> bool:
+        """Stop at `attempts`, or past `budget` seconds unless the exchange is rate limiting;
+        a request to a host that another request gave up on moments ago (requests queued
+        behind it, e.g. for the listings) stops at its first failure: the budget is spent."""
+        if state.attempt_number >= self.retry.attempts:
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable) and isinstance(exc.error, RateLimited):
+            return False
+        gave_up = self._gave_up.get(host)
+        if gave_up is not None and time.monotonic() - gave_up < self.retry.max_delay:
+            return True
+        return (state.seconds_since_start or 0.0) >= self.retry.budget
+
     async def get(self, request: Request, decode: Callable[[Any], Any] | None = None) -> Any:
         """Send `request` with retries and return `decode(payload)` (or the payload).
 
@@ -340,7 +361,7 @@ class BaseClient(ABC):
             log.info("retrying (attempt %d): %s", state.attempt_number + 1, exc)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
+            stop=lambda state: self._stop(state, request.host),
             wait=self._wait,
             retry=retry_if_exception_type(Retryable),
             before_sleep=count_retry,
@@ -353,11 +374,13 @@ class BaseClient(ABC):
         except UnknownSymbol as exc:
             raise self.unavailable(exc) from None
         except Retryable as exc:
+            self._gave_up[request.host] = time.monotonic()
             error = exc.error
             final_cls = RateLimited if isinstance(error, RateLimited) else ExchangeUnavailable
             final = self.error(
                 final_cls,
-                f"{error.message}; gave up after {self.retry.attempts} attempts",
+                f"{error.message}; gave up after {retrying.statistics.get('attempt_number')}"
+                " attempts",
                 request,
                 status=error.status,
                 code=error.code,

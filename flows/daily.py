@@ -14,7 +14,15 @@ from models.selection import Selection
 from tasks.reports import BackfillReport, PipelineFailed
 
 
-@flow(name="daily", log_prints=False)
+def daily_run_name() -> str:
+    """`daily 2024-03-01`: the day the run ingests (yesterday when not given)."""
+    from prefect.runtime import flow_run
+
+    day = flow_run.parameters.get("day") or (utc_today() - timedelta(days=1))
+    return f"daily {day}"
+
+
+@flow(name="daily", log_prints=False, flow_run_name=daily_run_name)
 async def daily_flow(day: date | None = None, publish: bool = True) -> BackfillReport:
     """Ingest one UTC day (default yesterday), build silver, then publish the dataset.
 

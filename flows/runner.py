@@ -1,10 +1,14 @@
-"""Run a flow in this process with rich progress bars fed by `flows.progress`."""
+"""Run a flow in this process with rich progress bars fed by `flows.progress`; the tags of
+the CLI's runs, and the runs a dead CLI process left RUNNING marked Crashed."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -54,3 +58,111 @@ def run_with_progress(
             return asyncio.run(main())
     finally:
         unsubscribe()
+
+
+# -- runs left RUNNING by a process that died ---------------------------------------------------
+
+# Every flow run the CLI starts carries CLI_TAG and a tag naming its process
+# (`cli-process:HOST:PID:START`, START being the process's start time in clock ticks since
+# boot, so a reused PID is not taken for the dead process).
+CLI_TAG = "crypto-pipeline-cli"
+PROCESS_TAG = "cli-process:"
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time (field 22 of /proc/PID/stat); '' where /proc is missing or
+    the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_tag(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{PROCESS_TAG}{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def _process_is_gone(tag: str) -> bool:
+    """Whether the process a tag names ran on this host and no longer runs."""
+    try:
+        host, pid_text, ticks = tag.removeprefix(PROCESS_TAG).rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False  # another machine's run: not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive (another user's)
+    return bool(ticks) and _start_ticks(pid) not in ("", ticks)  # PID reused by another process
+
+
+@contextmanager
+def run_tags() -> Iterator[None]:
+    """Flow runs started in this block carry the CLI's tags (see `mark_orphans_crashed`)."""
+    from prefect import tags
+
+    with tags(CLI_TAG, process_tag()):
+        yield
+
+
+async def orphaned_runs_crashed() -> list[str]:
+    """Mark Crashed the flow runs (and their unfinished task runs) that a CLI process of this
+    host left RUNNING or PENDING when it died (SIGKILL, power loss): Prefect marks a run
+    Crashed when its process survives the failure, and for runs of workers and `serve` it
+    has heartbeats, but an in-process run whose process died stays RUNNING forever.
+    Returns the names of the runs marked."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    unfinished = [StateType.RUNNING, StateType.PENDING]
+    marked: list[str] = []
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[CLI_TAG]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=unfinished)),
+            ),
+            limit=200,
+        )
+        for run in runs:
+            tag = next((t for t in run.tags if t.startswith(PROCESS_TAG)), None)
+            if tag is None or not _process_is_gone(tag):
+                continue
+            message = f"the CLI process that ran it ({tag.removeprefix(PROCESS_TAG)}) died"
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
+                task_run_filter=TaskRunFilter(
+                    state=TaskRunFilterState(type=TaskRunFilterStateType(any_=unfinished))
+                ),
+            )
+            for task_run in tasks:
+                await client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+            await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            marked.append(run.name)
+    return marked
+
+
+def mark_orphans_crashed(console: Console) -> None:
+    """`orphaned_runs_crashed`, with a notice naming each run marked."""
+    for name in asyncio.run(orphaned_runs_crashed()):
+        console.print(
+            f"[yellow]notice:[/yellow] flow run {name!r} was left running by a dead "
+            "process; marked Crashed"
+        )

@@ -85,9 +85,13 @@ class Settings(BaseSettings):
     publish_dir: str = "./data/dataset"
     hf_repo_id: str | None = None
     hf_token_block: str = "hf-token"
-    # Prefect-level retries of a failed partition fetch (the clients already retry fast).
+    # Prefect-level retries of a failed partition fetch (the clients already retry fast, for
+    # at most `clients.base.RetryPolicy.budget` seconds a request): delays of 3 s then 9 s, so
+    # an unreachable exchange fails its partitions within a minute.
     task_retries: int = Field(default=2, ge=0, le=10)
-    task_retry_delay_s: float = Field(default=10.0, ge=0)
+    task_retry_delay_s: float = Field(default=3.0, ge=0)
+    # A task run (an exchange's chunk of days, a silver chunk) taking longer is failed.
+    task_timeout_s: float = Field(default=3600.0, gt=0)
     # Client-side pacing of the shared clients: off only against a sandbox whose limits are
     # off (benchmarks); the scale matches a sandbox run with proportionally shrunk limits.
     client_rate_limits: bool = True
@@ -185,9 +189,18 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        field = ".".join(str(p) for p in first["loc"])
         msg = str(first["msg"]).removeprefix("Value error, ")
-        raise InputError(f"invalid setting {field.upper()}: {msg}") from None
+        if not field:
+            raise InputError(f"invalid settings: {msg}") from None
+        raise InputError(f"invalid setting {env_name(field)}: {msg}") from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field: `exchanges` -> `CRYPTO_PIPELINE_EXCHANGES`
+    (what a user sets, in `.env` or the environment)."""
+    prefix = str(Settings.model_config.get("env_prefix") or "")
+    return f"{prefix}{field}".upper()
 
 
 def hf_token(block_name: str = "hf-token") -> SecretStr | None:

@@ -23,6 +23,13 @@ from tasks.chunks import day_span
 from tasks.context import RunContext
 from tasks.progress import Progress
 
+# Task run timeouts (a hung unit fails instead of holding the run forever). A fetch unit's is
+# `Settings.task_timeout_s` when run through `PrefectUnits`; a listings snapshot is a request
+# or two per exchange.
+FETCH_TIMEOUT_S = 3600.0
+SILVER_TIMEOUT_S = 3600.0
+INSTRUMENTS_TIMEOUT_S = 120.0
+
 
 # Prefect calls a run-name callable that takes `parameters` with the task run's parameters;
 # its protocol type also declares a classmethod, hence the casts below.
@@ -61,6 +68,7 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_transient,
+    timeout_seconds=FETCH_TIMEOUT_S,
     cache_policy=NO_CACHE,
 )
 async def fetch_days_task(
@@ -83,8 +91,9 @@ async def fetch_days_task(
 @task(
     name="fetch-instruments",
     task_run_name=cast(TaskRunNameCallbackWithParameters, instruments_run_name),
-    retries=2,
-    retry_delay_seconds=5,
+    retries=1,
+    retry_delay_seconds=3,
+    timeout_seconds=INSTRUMENTS_TIMEOUT_S,
     cache_policy=NO_CACHE,
 )
 async def fetch_instruments_task(
@@ -97,6 +106,7 @@ async def fetch_instruments_task(
 @task(
     name="build-silver-days",
     task_run_name=cast(TaskRunNameCallbackWithParameters, silver_run_name),
+    timeout_seconds=SILVER_TIMEOUT_S,
     cache_policy=NO_CACHE,
 )
 async def build_silver_days_task(
@@ -137,6 +147,7 @@ class PrefectUnits:
     ) -> list[bronze.FetchSummary]:
         settings = ctx.settings
         fetch = fetch_days_task.with_options(
+            timeout_seconds=settings.task_timeout_s,
             retries=settings.task_retries,
             retry_delay_seconds=[
                 settings.task_retry_delay_s * 3**i for i in range(settings.task_retries)
@@ -164,7 +175,8 @@ class PrefectUnits:
         force: bool,
         progress: Progress | None,
     ) -> list[silver_day.SilverDay]:
-        return await build_silver_days_task(
+        build = build_silver_days_task.with_options(timeout_seconds=ctx.settings.task_timeout_s)
+        return await build(
             list(days),
             list(specs),
             {d: list(s) for d, s in symbols.items()},
