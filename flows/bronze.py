@@ -42,6 +42,15 @@ async def bronze_stage(request: RunRequest, ctx: RunContext) -> BronzeReport:
             key="bronze-partitions",
             description="Rows per bronze partition",
         )
+    if report.universe:
+        await acreate_table_artifact(
+            [
+                {"rule": rule, "symbols": ", ".join(found)}
+                for rule, found in report.universe.items()
+            ],
+            key="universe",
+            description="Symbols each rule (top:N, all:QUOTE) resolved to for this run",
+        )
     return report
 
 

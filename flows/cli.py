@@ -9,12 +9,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from models.dates import parse_date, utc_today
+from models.enums import Dataset, Exchange, Interval
 from models.errors import InputError
+from models.partitions import DAILY_DATASETS
 
 if TYPE_CHECKING:
     from flows.report import RunSummary
@@ -62,15 +65,31 @@ TERMINATED = 143
 EPHEMERAL_STARTUP_TIMEOUT_S = "120"
 
 
-def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exchanges", help="comma-separated: binance,coinbase,okx")
-    parser.add_argument("--symbols", help="comma-separated unified symbols, e.g. BTCUSDT,ETHUSDT")
-    parser.add_argument("--intervals", help="comma-separated: 1m,5m,15m,1h,4h,1d")
+def _choices(kind: type[StrEnum]) -> str:
+    return ",".join(member.value for member in kind)
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--datasets", help="comma-separated: ohlcv,funding,open_interest,instruments"
+        "--source",
+        choices=["auto", "archive", "rest"],
+        help="Binance history: its public archive for closed periods and REST for the rest "
+        "(auto, the default: CRYPTO_PIPELINE_BINANCE_SOURCE), or force one",
     )
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exchanges", help=f"comma-separated: {_choices(Exchange)}")
+    parser.add_argument(
+        "--symbols",
+        help="comma-separated unified symbols, e.g. BTCUSDT,ETHUSDT, or a rule: top:N[:QUOTE] "
+        "(by 24h quote volume), all:QUOTE",
+    )
+    parser.add_argument("--intervals", help=f"comma-separated: {_choices(Interval)}")
+    parser.add_argument("--datasets", help=f"comma-separated: {_choices(Dataset)}")
     parser.add_argument("--force", action="store_true", help="re-fetch complete closed days")
     parser.add_argument("--sandbox", metavar="URL", help="use the sandbox exchange at URL")
+    _add_source(parser)
 
 
 def _version() -> str:
@@ -136,6 +155,7 @@ def build_parser(with_sandbox: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--date", help="UTC day, YYYY-MM-DD (default: yesterday)")
     run.add_argument("--no-publish", action="store_true", help="skip the gold publish")
     run.add_argument("--sandbox", metavar="URL", help="use the sandbox exchange at URL")
+    _add_source(run)
 
     publish = sub.add_parser("publish", help="publish the dataset to the Hub or a local folder")
     publish.add_argument("--repo-id", help="ORG/NAME of a Hugging Face dataset repo")
@@ -148,10 +168,27 @@ def build_parser(with_sandbox: bool = True) -> argparse.ArgumentParser:
     )
 
     coverage = sub.add_parser("coverage", help="expected vs present rows, gaps, quarantined rows")
-    coverage.add_argument("--dataset", help="ohlcv, funding, open_interest or instruments")
-    coverage.add_argument("--exchange", help="binance, coinbase or okx")
+    coverage.add_argument("--dataset", help=" or ".join(d.value for d in Dataset))
+    coverage.add_argument("--exchange", help=" or ".join(e.value for e in Exchange))
     coverage.add_argument("--symbol", help="unified symbol, e.g. BTCUSDT")
     coverage.add_argument("--layer", default="silver", choices=["bronze", "silver"])
+
+    discard = sub.add_parser(
+        "discard",
+        help="remove a series' stored days on purpose (bronze, silver, quarantine)",
+        description="Remove the stored files of one series for a range of days in every layer "
+        "and reset their coverage, logging each file; the next backfill over those days fetches "
+        "and builds them again. The one way to discard data that never-degrade would keep.",
+        epilog="example:\n  crypto-pipeline discard --dataset ohlcv --exchange binance "
+        "--interval 1h --start 2024-03-01 --end 2024-03-02 --reason 'exchange revised'\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    discard.add_argument("--dataset", required=True, choices=[d.value for d in DAILY_DATASETS])
+    discard.add_argument("--exchange", required=True, choices=[e.value for e in Exchange])
+    discard.add_argument("--interval", help="only this candle interval (ohlcv; default: all)")
+    discard.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
+    discard.add_argument("--end", required=True, help="last UTC day, YYYY-MM-DD")
+    discard.add_argument("--reason", default="", help="why (logged and kept in the coverage)")
 
     sandbox = sub.add_parser("sandbox", help="serve the offline sandbox exchange")
     if with_sandbox:
@@ -165,8 +202,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment and `.env`, with this command's options applied."""
     from models.settings import load_settings
 
-    url = getattr(args, "sandbox", None)
-    return load_settings(**({"sandbox_url": url} if url else {}))
+    overrides: dict[str, str] = {}
+    if url := getattr(args, "sandbox", None):
+        overrides["sandbox_url"] = url
+    if source := getattr(args, "source", None):
+        overrides["binance_source"] = source
+    return load_settings(**overrides)
 
 
 # -- logging -----------------------------------------------------------------------------------
@@ -580,6 +621,30 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_discard(args: argparse.Namespace) -> int:
+    from storage import Warehouse
+    from storage.discard import discard
+
+    start = parse_date(args.start, name="start date")
+    end = parse_date(args.end, name="end date")
+    try:
+        report = discard(
+            Warehouse.from_settings(_settings(args)),
+            dataset=args.dataset,
+            exchange=args.exchange,
+            interval=args.interval,
+            start=start,
+            end=end,
+            reason=args.reason,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    for uri in report.files:
+        out.print(f"removed {uri}")
+    console.print(f"[yellow]{report}[/yellow]; the next backfill of {start}..{end} fetches them")
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox import config_from_args, serve
 
@@ -600,6 +665,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "publish": cmd_publish,
     "coverage": cmd_coverage,
+    "discard": cmd_discard,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,
 }

@@ -15,7 +15,7 @@ from models.selection import RunRequest
 from models.settings import Settings
 from models.symbols import validate_symbol
 from storage import Warehouse
-from storage.planning import Plan, describe, plan
+from storage.planning import Plan, describe, describe_states, plan, source_states
 
 if TYPE_CHECKING:
     from tasks.reports import BackfillReport
@@ -64,9 +64,8 @@ def print_coverage(
     ds = parse_enum_list(Dataset, dataset)[0].value if dataset else None
     ex = parse_enum_list(Exchange, exchange)[0].value if exchange else None
     sym = validate_symbol(symbol) if symbol else None
-    frame = coverage_frame(
-        Warehouse.from_settings(settings), layer=layer, dataset=ds, exchange=ex, symbol=sym
-    )
+    warehouse = Warehouse.from_settings(settings)
+    frame = coverage_frame(warehouse, layer=layer, dataset=ds, exchange=ex, symbol=sym)
     if frame.is_empty():
         console.print(f"no {layer} coverage recorded in {settings.warehouse}")
         return 1
@@ -83,6 +82,11 @@ def print_coverage(
             *["" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row]
         )
     console.print(table)
+    states = source_states(warehouse, layer=layer, dataset=ds, exchange=ex, symbol=sym)
+    if not states.is_empty():
+        console.print("days complete, missing and unavailable at the source:")
+        for line in describe_states(states):
+            console.print(f"  {line}", markup=False)
     return 0
 
 

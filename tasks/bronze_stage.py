@@ -13,7 +13,7 @@ from models.errors import InputError
 from models.partitions import PartitionSpec
 from models.selection import RunRequest
 from models.symbols import is_rule, parse_rule
-from storage.planning import describe, plan
+from storage.planning import Plan, describe, plan
 from storage.snapshots import has_fresh_snapshot, latest_instruments, newest_snapshots
 from tasks.bronze import FetchesFailed, FetchSummary
 from tasks.chunks import day_span, fetch_groups
@@ -56,7 +56,10 @@ async def refresh_instruments(
             report.summaries.extend(await units.fetch_instruments(stale, ctx))
         except Exception as exc:
             names = ", ".join(e.value for e in stale)
-            report.summaries.extend(_collect(report, f"instruments of {names}", exc))
+            failed = BronzeReport()
+            report.summaries.extend(_collect(failed, f"instruments of {names}", exc))
+            for line in failed.failures:
+                _stale_or_failed(line, stale, newest, report)
         newest = newest_snapshots(warehouse)
     if request.rules:
         request = await resolve_universe(request, ctx, newest, report)
@@ -75,6 +78,20 @@ async def refresh_instruments(
             )
             report.notices.extend(check_listed(request, listings, histories))
     return request
+
+
+def _stale_or_failed(
+    line: str, stale: list[Exchange], newest: dict[str, date], report: BronzeReport
+) -> None:
+    """A listings refresh that failed: a notice when every exchange it names has an older
+    snapshot to use (so an unreachable exchange does not fail a run that does not need it),
+    else a failure of the run."""
+    named = [e for e in stale if line.startswith(f"{e.value}/")] or stale
+    if all(e.value in newest for e in named):
+        days = ", ".join(f"{e.value} {newest[e.value]}" for e in named)
+        report.notices.append(f"listings not refreshed, using the last snapshot ({days}): {line}")
+    else:
+        report.failures.append(line)
 
 
 PERP_SUFFIX = " (perp)"
@@ -138,12 +155,17 @@ async def resolve_universe(
 
 
 async def fetch_planned(
-    request: RunRequest, ctx: RunContext, units: Units, report: BronzeReport
+    request: RunRequest,
+    ctx: RunContext,
+    units: Units,
+    report: BronzeReport,
+    specs: Plan | None = None,
 ) -> list[PartitionSpec]:
-    """Plan from coverage, then one unit per group of `fetch_groups` (an exchange's chunk of
-    days), at most `PER_EXCHANGE_CONCURRENCY` at once per exchange; returns the plan."""
+    """Plan from coverage (unless `specs` is that plan already), then one unit per group of
+    `fetch_groups` (an exchange's chunk of days), at most `PER_EXCHANGE_CONCURRENCY` at once
+    per exchange; returns the plan."""
     log = run_logger()
-    specs = plan(ctx.warehouse, Layer.BRONZE, request)
+    specs = specs if specs is not None else plan(ctx.warehouse, Layer.BRONZE, request)
     for spec, why in specs.damaged.items():
         log.warning("bronze %s is damaged, redoing it: %s", spec.label, why)
     for line in describe(specs):
@@ -187,11 +209,15 @@ async def run_bronze(request: RunRequest, ctx: RunContext, units: Units = DIRECT
     partition failures (they are named in the report's `failures`)."""
     report = BronzeReport(request=request)
     try:
-        request = await refresh_instruments(request, ctx, units, report)
-        report.request = request
+        # With nothing to fetch (and no symbol rule to resolve), the listings are not needed:
+        # a re-run of complete days never contacts the exchanges.
+        planned = None if request.rules else plan(ctx.warehouse, Layer.BRONZE, request)
+        if planned is None or planned or request.force:
+            request = await refresh_instruments(request, ctx, units, report)
+            report.request = request
         for notice in report.notices:
             run_logger().info(notice)
-        specs = await fetch_planned(request, ctx, units, report)
+        specs = await fetch_planned(request, ctx, units, report, planned)
         report.requests = ctx.client_stats()
         if specs:  # the next run (often a fresh process) then reads one coverage file
             await asyncio.to_thread(ctx.warehouse.coverage.compact)
