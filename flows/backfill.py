@@ -155,6 +155,13 @@ async def backfill_flow(
     that run as child flow runs of this deployment on its work pool (several workers share
     a long backfill), at most `max_chunk_runs` at once; otherwise everything runs in this
     process. The exchanges' allowance is shared by the chunk runs (see `chunk_job_variables`).
+
+    Args:
+        selection: The UTC days and, optionally, exchanges, symbols (or a rule such as top:10),
+            intervals and datasets (empty: the configured defaults), and force.
+        chunk_days: When run from a deployment and > 0: split the range into child runs of this
+            many days each, taken by any worker of the pool.
+        max_chunk_runs: Chunk runs at once; they share the exchanges' allowance.
     """
     ctx = run_context()  # a configured shared allowance that is down fails the run here
     # Only look the deployment up when fanning out could apply (it costs an API round trip).

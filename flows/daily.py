@@ -28,6 +28,10 @@ async def daily_flow(day: date | None = None, publish: bool = True) -> BackfillR
 
     The publish goes to the Hub when `CRYPTO_PIPELINE_HF_REPO_ID` is set, else to the local
     dataset folder (`CRYPTO_PIPELINE_PUBLISH_DIR`).
+
+    Args:
+        day: The UTC day, YYYY-MM-DD (default: yesterday).
+        publish: Publish the dataset after silver.
     """
     ctx = run_context()
     target = day or (utc_today() - timedelta(days=1))

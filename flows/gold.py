@@ -99,6 +99,14 @@ async def gold_flow(
     (`local_dir`, default `CRYPTO_PIPELINE_PUBLISH_DIR`) is written. The token is never a
     parameter: it comes from HF_TOKEN or the Prefect Secret block `hf-token`. A build with fewer
     files or rows than the published dataset for any config is refused unless `allow_shrink`.
+
+    Args:
+        repo_id: Hugging Face dataset repo, ORG/NAME (default: CRYPTO_PIPELINE_HF_REPO_ID).
+        local_dir: Publish to this folder instead (default: CRYPTO_PIPELINE_PUBLISH_DIR when no
+            repo is set).
+        dry_run: Show the diff, change nothing.
+        allow_shrink: Publish even if a config would have fewer files or rows than the
+            published dataset.
     """
     settings = run_settings()
     target_repo = repo_id or (None if local_dir else settings.hf_repo_id)
