@@ -263,15 +263,7 @@ def bronze_rows(
     constants: dict[str, str | None],
 ) -> pl.DataFrame:
     """Decoded archive rows as a bronze frame (provenance columns, raw fields, `source`)."""
-    values: dict[str, object] = {
-        "exchange": prov.exchange.value,
-        "symbol": prov.symbol,
-        "native_symbol": prov.native_symbol,
-        "interval": prov.interval,
-        "window_start": prov.window_start,
-        "window_end": prov.window_end,
-        "fetched_at": prov.fetched_at,
-    }
+    values: dict[str, object] = prov.columns()
     columns = []
     for name, dtype in bronze_schema(prov.exchange, dataset).items():
         if name in raw.columns and name not in constants:

@@ -44,6 +44,18 @@ class Provenance:
     window_end: int | None
     fetched_at: int
 
+    def columns(self) -> dict[str, Any]:
+        """The provenance column values (the exchange by name)."""
+        return {
+            "exchange": self.exchange.value,
+            "symbol": self.symbol,
+            "native_symbol": self.native_symbol,
+            "interval": self.interval,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "fetched_at": self.fetched_at,
+        }
+
 
 def _provenance_block(prov: Provenance, height: int) -> pl.DataFrame:
     """The provenance columns of `prov`, `height` rows: sliced from a block built once per
@@ -65,15 +77,7 @@ _PROVENANCE_BLOCKS: dict[Provenance, pl.DataFrame] = {}
 
 
 def _build_provenance(prov: Provenance, height: int) -> pl.DataFrame:
-    values: dict[str, Any] = {
-        "exchange": prov.exchange.value,
-        "symbol": prov.symbol,
-        "native_symbol": prov.native_symbol,
-        "interval": prov.interval,
-        "window_start": prov.window_start,
-        "window_end": prov.window_end,
-        "fetched_at": prov.fetched_at,
-    }
+    values = prov.columns()
     columns = []
     for name, dtype in PROVENANCE.items():
         if dtype == UTC_MS:  # epoch milliseconds
