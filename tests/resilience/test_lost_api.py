@@ -82,8 +82,10 @@ def server(tmp_path: Path, prefect_db: Path) -> Iterator[Server]:
     found.kill()
 
 
-def _run_states(api_url: str, name: str) -> list[str]:
-    """State types of the flow runs named `name` on the server at `api_url`."""
+def _run_states(api_url: str, name: str, pid: int) -> list[str]:
+    """State types of the flow runs named `name` that the CLI process `pid` started (its
+    process tag), on the server at `api_url` (its database is a copy of the suite's, which
+    holds other tests' runs of the same range)."""
     code = (
         "import asyncio, sys\n"
         "from prefect import get_client\n"
@@ -92,7 +94,8 @@ def _run_states(api_url: str, name: str) -> list[str]:
         "    async with get_client() as c:\n"
         "        runs = await c.read_flow_runs(flow_run_filter=FlowRunFilter("
         f"name=FlowRunFilterName(any_=[{name!r}])))\n"
-        "        print(' '.join(r.state_type.value for r in runs))\n"
+        "        print(' '.join(r.state_type.value for r in runs\n"
+        f"                       if any(':{pid}:' in t for t in r.tags)))\n"
         "asyncio.run(main())\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -119,6 +122,7 @@ def test_lost_api_one_line_then_orphan_marked_crashed(
         api_url=server.api_url,
         extra={"RESILIENCE_SLOW_FSYNC": "0.3"},
     )
+    name = f"backfill {cli_args()[2]}..{cli_args()[4]}"
     proc = start_cli([*cli_args(), "--sandbox", sandbox.url], env, tmp_path)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not data_files(root, "bronze", datasets=DATASETS):
@@ -136,11 +140,10 @@ def test_lost_api_one_line_then_orphan_marked_crashed(
     assert after < 60, f"the CLI ran on for {after:.0f} s without its API"
 
     server.start()
-    name = f"backfill {cli_args()[2]}..{cli_args()[4]}"
-    assert _run_states(server.api_url, name) == ["RUNNING"]
+    assert _run_states(server.api_url, name, proc.pid) == ["RUNNING"]
     env2 = cli_env(tmp_path / "home2", str(tmp_path / "wh2"), api_url=server.api_url)
     args = cli_args(date(2024, 3, 1), date(2024, 3, 1))
     second = finish(start_cli([*args, "--sandbox", sandbox.url], env2, tmp_path), timeout=150)
     assert second.code == 0, second.stderr[-3000:]
     assert f"flow run {name!r}" in second.stderr and "marked Crashed" in second.stderr
-    assert _run_states(server.api_url, name) == ["CRASHED"]
+    assert _run_states(server.api_url, name, proc.pid) == ["CRASHED"]
