@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
@@ -677,6 +678,15 @@ def _owns_process() -> bool:
     return "pytest" not in sys.modules
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM outside a flow run, or re-sent by Prefect once it has marked the run Crashed
+    (it restores the previous handler, this one, and signals again): one line, exit 143."""
+    console.print("[yellow]terminated[/yellow]")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(TERMINATED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     global _VERBOSE, _api_lost
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -684,6 +694,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _VERBOSE = args.verbose
     _api_lost = None
     _configure_logging(args.verbose)
+    if _owns_process():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return COMMANDS[args.command](args)
     except InputError as exc:
