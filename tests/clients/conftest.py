@@ -17,12 +17,16 @@ TEST_REDIS_URL = os.environ.get("CRYPTO_PIPELINE_TEST_REDIS_URL", "redis://127.0
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The test Redis (`.ci/run` starts one); tests needing it are skipped without it."""
+    """The test Redis (`.ci/run` starts one); without it the tests needing it fail, naming
+    the address (a skipped test would prove nothing)."""
     try:
         with redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1) as probe:
             probe.ping()
     except (redis.RedisError, OSError) as exc:
-        pytest.skip(f"no Redis at {TEST_REDIS_URL}: {exc}")
+        pytest.fail(
+            f"no Redis at {TEST_REDIS_URL} (.ci/run starts one; or set "
+            f"CRYPTO_PIPELINE_TEST_REDIS_URL): {exc}"
+        )
     return TEST_REDIS_URL
 
 
