@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -348,7 +349,8 @@ def _run_flow(factory: Callable[[], Any], *, title: str) -> Any:
     try:
         mark_orphans_crashed(console)
         with run_tags():
-            return run_with_progress(factory, title=title)
+            on_lost = _end_on_lost_signal if _owns_process() else None
+            return run_with_progress(factory, title=title, on_lost_signal=on_lost)
     except TerminationSignal:
         console.print("[yellow]terminated[/yellow]: the flow run was marked Crashed")
         raise SystemExit(TERMINATED) from None
@@ -358,6 +360,27 @@ def _run_flow(factory: Callable[[], Any], *, title: str) -> Any:
             raise
         _api_lost = lost
         raise ApiUnavailable(lost) from None
+
+
+def _end_on_lost_signal(signal_error: BaseException) -> None:
+    """SIGTERM reached Prefect's handler inside an event-loop callback, where asyncio drops
+    the exception and the run would hang: mark this process's runs Crashed (bounded wait)
+    and end as the graceful path would have, one line and exit 143."""
+    import threading
+
+    from flows.runner import own_runs_crashed
+
+    def crash() -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run(own_runs_crashed("the CLI process was terminated (SIGTERM)"))
+
+    marker = threading.Thread(target=crash, name="crash-own-runs", daemon=True)
+    marker.start()
+    marker.join(timeout=15)
+    console.print("[yellow]terminated[/yellow]: the flow run was marked Crashed")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(TERMINATED)
 
 
 def _api_failure(exc: BaseException) -> str | None:

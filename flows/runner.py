@@ -18,9 +18,18 @@ from tasks import progress as hub
 
 
 def run_with_progress(
-    factory: Callable[[], Awaitable[Any]], *, title: str, console: Console | None = None
+    factory: Callable[[], Awaitable[Any]],
+    *,
+    title: str,
+    console: Console | None = None,
+    on_lost_signal: Callable[[BaseException], None] | None = None,
 ) -> Any:
-    """Run `factory()` to completion, drawing one bar per stage; returns its result."""
+    """Run `factory()` to completion, drawing one bar per stage; returns its result.
+
+    Prefect's SIGTERM handler raises `TerminationSignal` wherever the main thread is; when
+    that is inside an event-loop callback, asyncio logs the exception and drops it, and the
+    interrupted task never resumes. `on_lost_signal` is then called with it (to end the
+    process); without one, asyncio's default handling applies."""
     console = console or Console(stderr=True)
     if not console.is_terminal:
         console = Console(stderr=True, width=120)
@@ -50,6 +59,8 @@ def run_with_progress(
         )
 
     async def main() -> Any:
+        if on_lost_signal is not None:
+            _catch_lost_signals(asyncio.get_running_loop(), on_lost_signal)
         return await factory()
 
     unsubscribe = hub.subscribe(update)
@@ -58,6 +69,21 @@ def run_with_progress(
             return asyncio.run(main())
     finally:
         unsubscribe()
+
+
+def _catch_lost_signals(
+    loop: asyncio.AbstractEventLoop, on_lost_signal: Callable[[BaseException], None]
+) -> None:
+    from prefect.exceptions import ExternalSignal
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, ExternalSignal):
+            on_lost_signal(error)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 # -- runs left RUNNING by a process that died ---------------------------------------------------
@@ -111,6 +137,12 @@ def run_tags() -> Iterator[None]:
         yield
 
 
+def _unfinished() -> list[Any]:
+    from prefect.client.schemas.objects import StateType
+
+    return [StateType.RUNNING, StateType.PENDING]
+
+
 async def orphaned_runs_crashed() -> list[str]:
     """Mark Crashed the flow runs (and their unfinished task runs) that a CLI process of this
     host left RUNNING or PENDING when it died (SIGKILL, power loss): Prefect marks a run
@@ -120,24 +152,17 @@ async def orphaned_runs_crashed() -> list[str]:
     from prefect import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
-        FlowRunFilterId,
         FlowRunFilterState,
         FlowRunFilterStateType,
         FlowRunFilterTags,
-        TaskRunFilter,
-        TaskRunFilterState,
-        TaskRunFilterStateType,
     )
-    from prefect.client.schemas.objects import StateType
-    from prefect.states import Crashed
 
-    unfinished = [StateType.RUNNING, StateType.PENDING]
     marked: list[str] = []
     async with get_client() as client:
         runs = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 tags=FlowRunFilterTags(all_=[CLI_TAG]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=unfinished)),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_unfinished())),
             ),
             limit=200,
         )
@@ -146,17 +171,57 @@ async def orphaned_runs_crashed() -> list[str]:
             if tag is None or not _process_is_gone(tag):
                 continue
             message = f"the CLI process that ran it ({tag.removeprefix(PROCESS_TAG)}) died"
-            tasks = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
-                task_run_filter=TaskRunFilter(
-                    state=TaskRunFilterState(type=TaskRunFilterStateType(any_=unfinished))
-                ),
-            )
-            for task_run in tasks:
-                await client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
-            await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            await _crash(client, run.id, message)
             marked.append(run.name)
     return marked
+
+
+async def own_runs_crashed(message: str) -> list[str]:
+    """Mark Crashed the unfinished flow runs (and their task runs) of this process, for a
+    process about to end on a signal whose graceful path was lost. Returns their names."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+
+    marked: list[str] = []
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[CLI_TAG, process_tag()]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_unfinished())),
+            ),
+            limit=200,
+        )
+        for run in runs:
+            await _crash(client, run.id, message)
+            marked.append(run.name)
+    return marked
+
+
+async def _crash(client: Any, flow_run_id: Any, message: str) -> None:
+    """Mark one flow run and its unfinished task runs Crashed."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.states import Crashed
+
+    tasks = await client.read_task_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+        task_run_filter=TaskRunFilter(
+            state=TaskRunFilterState(type=TaskRunFilterStateType(any_=_unfinished()))
+        ),
+    )
+    for task_run in tasks:
+        await client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+    await client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
 
 
 def mark_orphans_crashed(console: Console) -> None:
