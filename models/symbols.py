@@ -12,26 +12,66 @@ from models.errors import InputError
 KNOWN_QUOTES: tuple[str, ...] = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH")
 DEFAULT_QUOTE = "USDT"
 
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}(USDT|USDC|FDUSD|BUSD|USD|EUR|BTC|ETH)$")
 MAX_SYMBOL_LENGTH = 20
+MAX_BASE_LENGTH = 12
+_BASE_RE = re.compile(rf"^[A-Z0-9]{{1,{MAX_BASE_LENGTH}}}$")
+_ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/")
 
 
 def validate_symbol(raw: str) -> str:
     """Return the unified symbol for user input, or raise `InputError` naming it.
 
-    Accepts `btcusdt`, `BTC-USDT`, `BTC/USDT`; refuses anything with other characters
-    (path separators, control characters, spaces) or of unreasonable length.
+    Accepts `btcusdt`, `BTC-USDT`, `BTC/USDT`, and one-letter bases such as `SUSDT` or `S-USDT`
+    (Sonic, FTM's successor); refuses anything with other characters (path separators,
+    control characters, spaces), of unreasonable length, a quote currency alone (`USDT`,
+    `BUSD`), and a separated pair that would read back as another (`XB-USD` unifies to
+    `XBUSD`, which splits as X + BUSD). Every accepted symbol splits back (`split_symbol`)
+    into the base and quote it was given as.
     """
     if not isinstance(raw, str):
         raise InputError(f"symbol must be text, got {type(raw).__name__}")
     shown = raw if len(raw) <= 40 else raw[:40] + "..."
     if len(raw) > MAX_SYMBOL_LENGTH + 2:
         raise InputError(f"malformed symbol {shown!r}: longer than {MAX_SYMBOL_LENGTH} characters")
-    candidate = raw.strip().upper().replace("-", "").replace("/", "")
-    if raw.strip().count("-") + raw.strip().count("/") > 1 or not _SYMBOL_RE.match(candidate):
+    stripped = raw.strip()
+    expected = (
+        f"expected BASE+QUOTE such as BTCUSDT or S-USDT "
+        f"(letters and digits, quote one of {', '.join(KNOWN_QUOTES)})"
+    )
+    # Checked before upper-casing: "ß".upper() is "SS", which would pass.
+    bad = next((c for c in stripped if c not in _ALLOWED), None)
+    if bad is not None:
+        raise InputError(f"malformed symbol {shown!r}: character {bad!r} not allowed; {expected}")
+    text = stripped.upper()
+    if not text:
+        raise InputError(f"malformed symbol {shown!r}: empty; {expected}")
+    parts = re.split(r"[-/]", text)
+    if len(parts) > 2:
+        raise InputError(f"malformed symbol {shown!r}: more than one separator; {expected}")
+    if len(parts) == 2:
+        base, quote = parts
+        if quote not in KNOWN_QUOTES:
+            raise InputError(f"malformed symbol {shown!r}: unknown quote {quote!r}; {expected}")
+    else:
+        if text in KNOWN_QUOTES:
+            raise InputError(
+                f"malformed symbol {shown!r}: a quote currency alone, not a pair; {expected}"
+            )
+        quote = next((q for q in KNOWN_QUOTES if text.endswith(q) and len(text) > len(q)), "")
+        if not quote:
+            raise InputError(f"malformed symbol {shown!r}: no known quote at its end; {expected}")
+        base = text[: -len(quote)]
+    if not _BASE_RE.match(base):
         raise InputError(
-            f"malformed symbol {shown!r}: expected BASE+QUOTE such as BTCUSDT "
-            f"(letters and digits, quote one of {', '.join(KNOWN_QUOTES)})"
+            f"malformed symbol {shown!r}: base {base!r} must be 1 to {MAX_BASE_LENGTH} "
+            f"letters or digits; {expected}"
+        )
+    candidate = base + quote
+    if split_symbol(candidate) != (base, quote):
+        other = split_symbol(candidate)
+        raise InputError(
+            f"malformed symbol {shown!r}: ambiguous, {candidate} reads as "
+            f"{other[0]} + {other[1]}, not {base} + {quote}"
         )
     return candidate
 
