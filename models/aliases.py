@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import polars as pl
 
@@ -146,10 +147,14 @@ def segments(
     return [p for p in reversed(pieces) if p[1] < p[2]]
 
 
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
 def follow_renames(
-    frame: pl.DataFrame, exchange: str | None = None, *, kind: str = "spot", ts: str = "ts"
-) -> pl.DataFrame:
-    """Silver rows with `symbol` followed across renames (pure: Polars in, Polars out).
+    frame: Frame, exchange: str | None = None, *, kind: str = "spot", ts: str = "ts"
+) -> Frame:
+    """Silver rows with `symbol` followed across renames (pure: Polars in, Polars out; eager
+    or lazy). `tasks.transform.renames.follow_series` builds one symbol's series with it.
 
     Rows of an old pair up to its delisting (`ts` before `old_until`) are named by the new
     pair; the exchange's own name goes to a new column `listed_as` (equal to `symbol` for the
@@ -158,9 +163,9 @@ def follow_renames(
     """
     listed = pl.col("symbol")
     out = frame.with_columns(listed.alias("listed_as"))
-    if frame.is_empty():
+    if isinstance(frame, pl.DataFrame) and frame.is_empty():
         return out
-    exch = pl.col("exchange") if "exchange" in frame.columns else pl.lit(exchange)
+    exch = pl.col("exchange") if "exchange" in frame.collect_schema().names() else pl.lit(exchange)
     symbol = listed
     for alias in ALIASES:
         if alias.kind != kind:
