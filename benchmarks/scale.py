@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -70,6 +71,7 @@ def point(server: SandboxServer, count: int, start: str, days: int) -> dict[str,
         "intervals": ["1m"],
         "datasets": ["ohlcv"],
     }
+    load_before = os.getloadavg()[0]
     with scratch() as warehouse:
         cpu0, req0, t0 = _cpu_self(), _requests(server), time.perf_counter()
         r = run_worker(job, _env(warehouse, server.url))
@@ -94,7 +96,13 @@ def point(server: SandboxServer, count: int, start: str, days: int) -> dict[str,
         "silver_aggregated_rows": rows["ohlcv_aggregated"],
         "candles_per_s": round(rows["ohlcv"] / r["wall_s"]) if r["wall_s"] else 0,
         "ms_per_symbol_day_exchange": round(r["wall_s"] / listed_days * 1000, 2),
-        "failures": r["failures"],
+        # Failed partitions (exchange, dataset, interval, day), each listing its symbols; the
+        # first five messages are shown.
+        "failed_partitions": r.get("failures_total", len(r["failures"])),
+        # The machine's 1-minute load average before and after (2 cores shared: a load above
+        # ~2 means other work took CPU from this run, and its figures are slower for it).
+        "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "failures": [f if len(f) <= 300 else f[:300] + "..." for f in r["failures"]],
     }
 
 
@@ -142,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(fetch {p['fetch_s']:.2f} s, silver {p['silver_s']:.2f} s; process "
                 f"{p['process_wall_s']:.2f} s), {p['requests']:,} requests, peak RSS "
                 f"{p['peak_rss_mb']:.0f} MB, sandbox CPU {p['sandbox_cpu_s']:.2f} s, "
-                f"{len(p['failures'])} failures"
+                f"{p['failed_partitions']} failed partitions, load average {p['load_avg']}"
             )
     largest = points[-1]
     figures.update({k: largest[k] for k in ("symbols", "wall_s", "requests", "peak_rss_mb")})

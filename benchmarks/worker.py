@@ -104,6 +104,7 @@ async def direct_backfill(job: dict[str, Any], ctx: Any = None) -> dict[str, Any
         "silver_rows": silver_rows,
         "requests": requests,
         "failures": failures[:5],
+        "failures_total": len(failures),
     }
 
 
