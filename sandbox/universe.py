@@ -11,6 +11,11 @@ tests rely on:
   then on, its klines still served up to then); POLUSDT opens 2024-09-13 10:00 UTC and trades
   on at MATIC's price (one asset, 1:1). The MATICUSDT perpetual settles 2024-09-09 00:00 UTC
   (status `SETTLING`).
+* A second rename, to a one-letter base (FTM -> S, Fantom -> Sonic, as Binance and OKX ran it):
+  FTMUSDT spot is listed on Binance and OKX from 2019-06-11 and delisted 2025-01-13 03:00 UTC
+  (Binance `BREAK`; OKX drops it from `/public/instruments` and still serves its candles); SUSDT
+  opens on Binance 2025-01-16 08:00 UTC and on OKX (S-USDT) 2025-01-15 00:00 UTC (the sandbox's
+  choice: OKX's opening time is not confirmed) and trades on at FTM's price (one asset, 1:1).
 * Delistings with history: on Binance `DELISTED_SPOT` (`BREAK`, klines served up to the
   delisting); on OKX `VANISHED_SPOT` drops out of `/public/instruments` at its delisting and its
   candles are still served up to then, while `PURGED_SPOT` also drops out and then answers 51001
@@ -39,6 +44,9 @@ DAY_MS = 86_400_000
 MATIC_LISTED = "2019-04-26"
 MATIC_DELISTED = "2024-09-10T03:00:00"
 POL_LISTED = "2024-09-13T10:00:00"
+FTM_LISTED = "2019-06-11"
+FTM_DELISTED = "2025-01-13T03:00:00"
+S_LISTED = {"binance": "2025-01-16T08:00:00", "okx": "2025-01-15T00:00:00"}
 MATIC_PERP_LISTED = "2020-10-22"
 MATIC_PERP_SETTLED = "2024-09-09"
 DELISTED_SPOT = "KAVORUSDT"  # Binance, BREAK
@@ -56,7 +64,7 @@ NAMED_DELISTED = "2025-03-14T08:00:00"
 _CONSONANTS = "BDFGKLMNPRSTVZ"
 _VOWELS = "AEIOU"
 _FIXED_NAMES = ("KAVOR", "LUMEX", "ZENTA", "QUIRO")
-_TAKEN = frozenset({"BTC", "ETH", "SOL", "BNB", "XRP", "DOGE", "ENA", "MATIC", "POL"})
+_TAKEN = frozenset({"BTC", "ETH", "SOL", "BNB", "XRP", "DOGE", "ENA", "MATIC", "POL", "FTM", "S"})
 
 
 def _unit(*parts: object) -> float:
@@ -117,12 +125,15 @@ NAMES: tuple[str, ...] = tuple(_names(340))
 
 
 def assets() -> dict[str, Asset]:
-    """Price models of the generated bases, plus MATIC and POL (one asset: POL continues
-    MATIC's price, as the 1:1 migration did)."""
+    """Price models of the generated bases, plus MATIC and POL, FTM and S (one asset each:
+    the new code continues the old one's price, as the 1:1 migrations did)."""
     out = {name: _asset(name, rank) for rank, name in enumerate(NAMES)}
     matic = Asset("MATIC", 0.7, 0.0011, 400_000.0, 800.0, 2e8, "0.0001", "0.1", "10", 0.6)
     out["MATIC"] = matic
     out["POL"] = matic
+    ftm = Asset("FTM", 0.6, 0.0013, 20_000.0, 100.0, 1e7, "0.0001", "0.1", "10", 0.6)
+    out["FTM"] = ftm
+    out["S"] = ftm
     return out
 
 
@@ -245,4 +256,8 @@ def listings(demo: tuple[Listing, ...]) -> tuple[Listing, ...]:
             delisted_ms=utc_ms(MATIC_PERP_SETTLED),
         )
     )
+    for exchange in ("binance", "okx"):
+        ftm_end = utc_ms(FTM_DELISTED)
+        out.append(_make(exchange, SPOT, "FTM", "USDT", utc_ms(FTM_LISTED), delisted_ms=ftm_end))
+        out.append(_make(exchange, SPOT, "S", "USDT", utc_ms(S_LISTED[exchange])))
     return tuple(out)
