@@ -147,6 +147,21 @@ def segments(
     return [p for p in reversed(pieces) if p[1] < p[2]]
 
 
+def former_names(
+    symbols: tuple[str, ...], exchanges: tuple[str, ...], start: datetime, end: datetime
+) -> tuple[str, ...]:
+    """`symbols` with, after each, the former names (spot) it was listed under on any of
+    `exchanges` within [start, end), so a backfill of `POLUSDT` over 2024 also lands the
+    `MATICUSDT` history that silver follows it through. In order, without repeats."""
+    out: list[str] = []
+    for symbol in symbols:
+        names = [symbol]
+        for exchange in exchanges:
+            names += [name for name, _, _ in segments(symbol, exchange, start, end)]
+        out += [name for name in dict.fromkeys(names) if name not in out]
+    return tuple(out)
+
+
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 

@@ -8,11 +8,12 @@ settings' defaults, built once per run and passed down to every unit of work.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models.aliases import former_names
 from models.dates import DateRange, check_range, parse_date
 from models.enums import EXCHANGE_DATASETS, Dataset, Exchange, Interval, parse_enum_list
 from models.errors import InputError
@@ -108,15 +109,29 @@ class Selection(BaseModel):
 
     def resolve(self, settings: Settings) -> RunRequest:
         """The request this selection makes, the settings' defaults filled in."""
+        days = self.days()
+        exchanges = tuple(self.exchanges or settings.exchanges)
         return RunRequest(
-            days=self.days(),
-            exchanges=tuple(self.exchanges or settings.exchanges),
+            days=days,
+            exchanges=exchanges,
             datasets=tuple(self.datasets or Dataset),
             intervals=tuple(self.intervals or settings.intervals),
-            symbols=tuple(self.symbols or settings.symbols),
+            symbols=_with_former_names(tuple(self.symbols or settings.symbols), exchanges, days),
             perp_symbols=tuple(self.perp_symbols or self.symbols or settings.perp_symbols),
             force=self.force,
         )
+
+
+def _with_former_names(
+    symbols: tuple[str, ...], exchanges: tuple[Exchange, ...], days: DateRange
+) -> tuple[str, ...]:
+    """Spot symbols plus the names they were listed under before a rename within the range
+    (rules such as `top:3` are left for `with_universe`, which applies this again)."""
+    start = datetime.combine(days.start, time(), UTC)
+    end = datetime.combine(days.end + timedelta(days=1), time(), UTC)
+    listed = tuple(s for s in symbols if not is_rule(s))
+    followed = former_names(listed, tuple(str(e) for e in exchanges), start, end)
+    return (*followed, *(s for s in symbols if is_rule(s)))
 
 
 class RunRequest(BaseModel):
@@ -153,7 +168,9 @@ class RunRequest(BaseModel):
 
         return self.model_copy(
             update={
-                "symbols": expand(self.symbols, spot),
+                "symbols": _with_former_names(
+                    expand(self.symbols, spot), self.exchanges, self.days
+                ),
                 "perp_symbols": expand(self.perp_symbols, spot if perp is None else perp),
             }
         )

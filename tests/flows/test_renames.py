@@ -2,8 +2,9 @@
 the sandbox's universe, then silver read as one series (`tasks.transform.renames`).
 
 Injected: the sandbox's rename (`sandbox.universe`: MATICUSDT delisted 2024-09-10 03:00 UTC,
-POLUSDT opened 2024-09-13 10:00 UTC, one asset traded 1:1). Held: the backfill of both listed
-names completes (each name's days outside its listing are unavailable at the source, not
+POLUSDT opened 2024-09-13 10:00 UTC, one asset traded 1:1). Held: a backfill asked for the
+new name alone also lands the old listing's history (`models.aliases.former_names`) and
+completes (each name's days outside its listing are unavailable at the source, not
 failures); silver keeps each listing under its own symbol; followed from either name, silver
 is one POLUSDT series whose minutes run without a hole except the rename gap, MATIC's up to
 the delisting and POL's from the opening, values as the exchange served them."""
@@ -38,7 +39,7 @@ def run_backfill(**params: Any) -> Any:
         start=START,
         end=END,
         exchanges=["binance"],
-        symbols=["MATICUSDT", "POLUSDT"],
+        symbols=["POLUSDT"],  # MATICUSDT comes with it: the range starts before the switch
         intervals=["1m", "1h"],
         datasets=["ohlcv"],
         **params,

@@ -163,3 +163,21 @@ def test_following_keeps_every_real_row_once(old: list[int], new: list[int], ask
     )
     assert all(own[t] == "POLUSDT" for t in new_ts)
     assert all(own[t] == "MATICUSDT" for t in kept_old)
+
+
+def test_a_request_brings_the_former_names_its_range_reaches() -> None:
+    from models.selection import Selection
+    from models.settings import Settings
+
+    def symbols(start: str, end: str, asked: str) -> tuple[str, ...]:
+        selection = Selection.parse(start=start, end=end, symbols=asked)
+        return selection.resolve(Settings()).symbols
+
+    assert symbols("2024-09-01", "2024-09-30", "POLUSDT,BTCUSDT") == (
+        "POLUSDT",
+        "MATICUSDT",
+        "BTCUSDT",
+    )
+    assert symbols("2025-02-01", "2025-02-03", "POLUSDT,SUSDT") == ("POLUSDT", "SUSDT")
+    assert symbols("2024-01-01", "2024-01-31", "MATICUSDT") == ("MATICUSDT",)
+    assert symbols("2025-01-10", "2025-01-20", "SUSDT,FTMUSDT") == ("SUSDT", "FTMUSDT")
