@@ -284,6 +284,19 @@ async def wait_final(flow_run_ids: list[Any], timeout: float) -> list[Any]:
             await asyncio.sleep(1.0)
 
 
+def most_at_once(runs: list[Any]) -> int:
+    """The largest number of the flow runs that were Running at one moment."""
+    edges = sorted(
+        [(r.start_time.timestamp(), 1) for r in runs if r.start_time and r.end_time]
+        + [(r.end_time.timestamp(), -1) for r in runs if r.start_time and r.end_time]
+    )
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
 def silver_complete(warehouse: str, days: int) -> bool:
     """Every day, exchange and symbol of the benchmark complete in silver's coverage index."""
     from models.enums import Layer
@@ -337,6 +350,7 @@ def run_flow_runs(
         "utilization": utilization_of(sends),
         "failed_runs": failed,
         "complete": not failed and silver_complete(warehouse, days),
+        "most_at_once": most_at_once(ended),
     }
 
 
@@ -393,11 +407,16 @@ def shared_allowance(
                     target = str(scratch / f"warehouse-n{n}")
                     run = run_flow_runs(n, days, redis_url, api_url, target, scratch)
                     runs.append(run)
-                    report(f"deployment N={n} ({run['workers']} process workers)", run)
+                    report(
+                        f"deployment N={n} ({run['workers']} process workers, "
+                        f"{run['most_at_once']} runs at once at most)",
+                        run,
+                    )
             figures.update(
                 {
                     "shared_limit_deployment_workers": [r["workers"] for r in runs],
                     "shared_limit_deployment_wall_s": [r["wall_s"] for r in runs],
+                    "shared_limit_deployment_runs_at_once": [r["most_at_once"] for r in runs],
                     "shared_limit_deployment_utilization": [
                         r["utilization"][BINDING] for r in runs
                     ],

@@ -1,9 +1,9 @@
 """Concurrent flow runs of the backfill deployment on process workers share one allowance.
 
 Two flow runs of `backfill/backfill`, created at once, each taken by its own process worker
-(at most one run each), backfill disjoint days against one sandbox enforcing the exchanges'
-real limits (scaled as in `benchmarks.shared_allowance`); the allowance is kept in Redis. The
-exchanges must refuse nothing and every run must complete with its days complete in silver.
+(at most one run each) and running at the same time, backfill disjoint days against one
+sandbox enforcing the exchanges' real limits (scaled as in `benchmarks.shared_allowance`); the
+allowance is kept in Redis. The exchanges must refuse nothing and every run must complete with its days complete in silver.
 How much of the binding allowance the runs used is a benchmark figure
 (`python -m benchmarks.shared_allowance --mode deployment`), printed here, not asserted.
 """
@@ -22,6 +22,7 @@ from benchmarks.shared_allowance import (
     BINDING,
     RATE_LIMIT_SCALE,
     create_flow_runs,
+    most_at_once,
     recording_sandbox,
     selection,
     shares,
@@ -33,7 +34,7 @@ from tests.e2e.conftest import PrefectStack
 
 REDIS_URL = os.environ.get("CRYPTO_PIPELINE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
 RUNS = 2
-DAYS = 2  # one day of 1m candles of two symbols per run
+DAYS = 4  # two days of 1m candles of two symbols per run: ~8 s of the scaled OKX allowance
 
 
 @pytest.fixture
@@ -90,8 +91,10 @@ def test_concurrent_deployment_runs_on_two_workers_draw_no_429_and_complete(
             f"{run.name}: {run.state.name if run.state else None} "
             f"{run.state.message if run.state else ''}; worker logs in {stack.home}"
         )
-    # each run in its own process (and, one run per worker at most, on its own worker)
+    # each run in its own process (one run per worker at most: each on its own worker), and
+    # the two ran at the same time
     assert len({r.infrastructure_pid for r in ended}) == RUNS
+    assert most_at_once(ended) == RUNS
     # the exchanges refused nothing, and the measured allowances were drawn on
     assert {name: int(s["rate_limited"]) for name, s in stats.items()} == {
         name: 0 for name in stats
