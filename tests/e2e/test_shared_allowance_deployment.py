@@ -3,7 +3,8 @@
 Two flow runs of `backfill/backfill`, created at once, each taken by its own process worker
 (at most one run each) and running at the same time, backfill disjoint days against one
 sandbox enforcing the exchanges' real limits (scaled as in `benchmarks.shared_allowance`); the
-allowance is kept in Redis. The exchanges must refuse nothing and every run must complete with its days complete in silver.
+allowance is kept in Redis. The exchanges must refuse nothing and every run must complete
+with its days complete in silver.
 How much of the binding allowance the runs used is a benchmark figure
 (`python -m benchmarks.shared_allowance --mode deployment`), printed here, not asserted.
 """
