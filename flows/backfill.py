@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from prefect import flow, runtime
 from prefect.artifacts import acreate_table_artifact
 from prefect.deployments import run_deployment
-from pydantic import Field
 
 from flows.bronze import bronze_stage
 from flows.entry import run_context
+from flows.params import titled
 from flows.silver import emit_silver_completed, is_top_level_run, silver_stage
 from models.selection import RunRequest, Selection
 from models.settings import ALLOWANCE_ENV, local_share
@@ -129,22 +129,22 @@ async def fan_out(
     flow_run_name="backfill {selection.start}..{selection.end}",
 )
 async def backfill_flow(
-    selection: Selection,
+    selection: Annotated[Selection, titled("Selection")],
     chunk_days: Annotated[
         int,
-        Field(
+        titled(
+            "Chunk days",
             ge=0,
-            title="Chunk days",
             description="When run from a deployment and > 0: run the range as child runs of "
             "this many days each, on any worker of the pool",
         ),
     ] = 0,
     max_chunk_runs: Annotated[
         int,
-        Field(
+        titled(
+            "Max chunk runs",
             ge=1,
             le=64,
-            title="Max chunk runs",
             description="Chunk runs in flight at once; the next starts when one ends",
         ),
     ] = DEFAULT_MAX_CHUNK_RUNS,

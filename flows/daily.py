@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Annotated
 
 from prefect import flow
 
 from flows.backfill import backfill_here
 from flows.entry import run_context
 from flows.gold import publish_stage
+from flows.params import titled
 from models.dates import utc_today
 from models.selection import Selection
 from tasks.reports import BackfillReport, PipelineFailed
@@ -23,7 +25,10 @@ def daily_run_name() -> str:
 
 
 @flow(name="daily", log_prints=False, flow_run_name=daily_run_name)
-async def daily_flow(day: date | None = None, publish: bool = True) -> BackfillReport:
+async def daily_flow(
+    day: Annotated[date | None, titled("Day")] = None,
+    publish: Annotated[bool, titled("Publish")] = True,
+) -> BackfillReport:
     """Ingest one UTC day (default yesterday), build silver, then publish the dataset.
 
     The publish goes to the Hub when `CRYPTO_PIPELINE_HF_REPO_ID` is set, else to the local

@@ -6,12 +6,13 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 
 from flows.entry import run_settings
+from flows.params import titled
 from models.enums import Layer
 from models.settings import Settings, hf_token, validate_repo_id
 from storage import SILVER_DATASETS, Warehouse
@@ -88,10 +89,10 @@ async def publish_stage(
 
 @flow(name="gold", log_prints=False, flow_run_name="publish")
 async def gold_flow(
-    repo_id: str | None = None,
-    local_dir: str | None = None,
-    dry_run: bool = False,
-    allow_shrink: bool = False,
+    repo_id: Annotated[str | None, titled("Hugging Face repo")] = None,
+    local_dir: Annotated[str | None, titled("Local folder")] = None,
+    dry_run: Annotated[bool, titled("Dry run")] = False,
+    allow_shrink: Annotated[bool, titled("Allow shrink")] = False,
 ) -> PublishReport:
     """Publish the dataset to a Hugging Face dataset repo, or to a local dataset folder.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
@@ -11,6 +12,7 @@ from prefect.events import emit_event
 
 from flows.artifacts import progress_artifact, quality_markdown
 from flows.entry import run_context
+from flows.params import titled
 from models.selection import RunRequest, Selection
 from tasks.context import RunContext
 from tasks.prefect_tasks import PREFECT
@@ -68,7 +70,7 @@ async def silver_stage(request: RunRequest, ctx: RunContext) -> SilverReport:
 
 
 @flow(name="silver", log_prints=False, flow_run_name="silver {selection.start}..{selection.end}")
-async def silver_flow(selection: Selection) -> SilverReport:
+async def silver_flow(selection: Annotated[Selection, titled("Selection")]) -> SilverReport:
     """Build silver for an inclusive UTC date range from what bronze holds."""
     ctx = run_context()
     report = await silver_stage(selection.resolve(ctx.settings), ctx)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.enums import Exchange, Interval, parse_enum_list
@@ -114,6 +114,41 @@ class Settings(BaseSettings):
     # missing is recorded as a gap of the source and the day is complete.
     settle_days: int = Field(default=3, ge=0, le=366)
     # HF_TOKEN (no prefix) is read by `hf_token()`; never a field so it never reaches a dump.
+    # S3 for an s3:// warehouse: the standard AWS variables (no prefix), from the environment or
+    # `.env` (the environment wins), handed to the storage layer by `s3_env()`. Credentials are
+    # SecretStr: a repr, dump, log line or parameter shows `**********`, never the value.
+    aws_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    )
+    aws_region: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SESSION_TOKEN")
+    )
+
+    def s3_env(self) -> dict[str, str]:
+        """The S3 settings given (environment or `.env`) as the standard AWS variables, secrets
+        revealed: for `storage.fs.open_location` only, never to be logged or passed on."""
+        out: dict[str, str] = {}
+        if self.aws_endpoint_url:
+            out["AWS_ENDPOINT_URL_S3"] = self.aws_endpoint_url  # the name storage.fs reads first
+        if self.aws_region:
+            out["AWS_REGION"] = self.aws_region
+        for name, secret in (
+            ("AWS_ACCESS_KEY_ID", self.aws_access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", self.aws_secret_access_key),
+            ("AWS_SESSION_TOKEN", self.aws_session_token),
+        ):
+            if secret is not None and secret.get_secret_value():
+                out[name] = secret.get_secret_value()
+        return out
 
     @field_validator("warehouse")
     @classmethod

@@ -39,7 +39,8 @@ class Location:
     filesystem: pafs.FileSystem
     root: str  # path inside `filesystem`: "/abs/dir" or "bucket/prefix"
     uri: str  # "/abs/dir" or "s3://bucket/prefix"
-    storage_options: dict[str, str] | None = field(default=None)  # for polars on S3
+    # for polars on S3; holds the credentials, so it stays out of the repr
+    storage_options: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def is_s3(self) -> bool:

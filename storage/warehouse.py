@@ -7,7 +7,8 @@ day, or `force`), the file is removed, so "no file" always means "no data".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -69,14 +70,17 @@ def expected_schema(layer: Layer, dataset: str) -> pl.Schema:
 class Warehouse:
     """Bronze/silver/quarantine Parquet on local disk or S3 (see `storage.fs`)."""
 
-    def __init__(self, uri: str) -> None:
-        self._location = open_location(uri)
+    def __init__(self, uri: str, env: Mapping[str, str] | None = None) -> None:
+        """`env`: the AWS variables for an s3:// URI (default: the process environment)."""
+        self._location = open_location(uri, env)
         self._store = Store(self._location)
         self.uri = self._location.uri
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Warehouse:
-        return cls(settings.warehouse)
+        # the AWS variables of `.env` too (pydantic-settings reads it; the S3 clients only
+        # look at the process environment), the settings' values winning
+        return cls(settings.warehouse, {**os.environ, **settings.s3_env()})
 
     def __repr__(self) -> str:
         return f"Warehouse({self.uri!r})"

@@ -1,4 +1,9 @@
-"""A real Prefect server on PostgreSQL, the project's deployments, and process workers."""
+"""A real Prefect server on PostgreSQL, the project's deployments, and process workers.
+
+The deployments are those of prefect.yaml, pull steps included: every flow run clones the code
+(a snapshot of this working tree in a local git repository, `deployments.setup --git-snapshot`)
+into its own temporary directory and runs from there.
+"""
 
 from __future__ import annotations
 
@@ -71,7 +76,10 @@ class PrefectStack:
         )
         return proc.stdout
 
-    def start_worker(self, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str, env: dict[str, str], limit: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A process worker of the pool; `limit`: at most that many flow runs at once."""
         log = open(self.home / f"worker-{name}.log", "wb")  # noqa: SIM115 - lives with the worker
         worker = subprocess.Popen(
             [
@@ -84,6 +92,7 @@ class PrefectStack:
                 name,
                 "--type",
                 "process",
+                *(["--limit", str(limit)] if limit else []),
             ],
             cwd=REPO,
             env={**self.env, **env},
@@ -150,8 +159,10 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectS
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((home / "server.log").read_text()[-3000:])
             time.sleep(0.5)
+        # the pull steps clone the code on the worker (prefect.yaml): here from a snapshot of
+        # this working tree, committed into a local repository, through the same steps
         subprocess.run(
-            [str(BIN / "python"), "-m", "deployments.setup"],
+            [str(BIN / "python"), "-m", "deployments.setup", "--git-snapshot", str(home / "src")],
             cwd=REPO,
             env=env,
             check=True,

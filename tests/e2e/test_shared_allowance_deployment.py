@@ -1,0 +1,106 @@
+"""Concurrent flow runs of the backfill deployment on process workers share one allowance.
+
+Two flow runs of `backfill/backfill`, created at once, each taken by its own process worker
+(at most one run each) and running at the same time, backfill disjoint days against one
+sandbox enforcing the exchanges' real limits (scaled as in `benchmarks.shared_allowance`); the
+allowance is kept in Redis. The exchanges must refuse nothing and every run must complete
+with its days complete in silver.
+How much of the binding allowance the runs used is a benchmark figure
+(`python -m benchmarks.shared_allowance --mode deployment`), printed here, not asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+from benchmarks.shared_allowance import (
+    ALLOWANCES,
+    BINDING,
+    RATE_LIMIT_SCALE,
+    create_flow_runs,
+    most_at_once,
+    recording_sandbox,
+    selection,
+    shares,
+    silver_complete,
+    utilization_of,
+    wait_final,
+)
+from tests.e2e.conftest import PrefectStack
+
+REDIS_URL = os.environ.get("CRYPTO_PIPELINE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
+RUNS = 2
+DAYS = 4  # two days of 1m candles of two symbols per run: ~8 s of the scaled OKX allowance
+
+
+@pytest.fixture
+def shared_redis() -> str:
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1) as probe:
+            probe.ping()
+    except (redis.RedisError, OSError) as exc:
+        pytest.fail(f"no Redis at {REDIS_URL} (.ci/run starts one): {exc}")
+    return REDIS_URL
+
+
+def test_concurrent_deployment_runs_on_two_workers_draw_no_429_and_complete(
+    api_env: PrefectStack, shared_redis: str, tmp_path: Path
+) -> None:
+    stack = api_env
+    stack.stop_workers()
+    warehouse = tmp_path / "warehouse"
+    sends: list[tuple[str, float]] = []
+    with recording_sandbox(sends) as sandbox:
+        env = {
+            "CRYPTO_PIPELINE_WAREHOUSE": str(warehouse),
+            "CRYPTO_PIPELINE_SANDBOX_URL": sandbox.url,
+            "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "true",
+            "CRYPTO_PIPELINE_RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
+            "CRYPTO_PIPELINE_ALLOWANCE": shared_redis,
+            "CRYPTO_PIPELINE_ALLOWANCE_FALLBACK_PROCESSES": "0",
+            "CRYPTO_PIPELINE_TASK_RETRY_DELAY_S": "0.5",
+        }
+        try:
+            created = asyncio.run(
+                create_flow_runs([{"selection": selection(a, b)} for a, b in shares(DAYS, RUNS)])
+            )
+            for i in range(RUNS):
+                own = tmp_path / f"worker-{i}"
+                (own / "tmp").mkdir(parents=True)
+                stack.start_worker(
+                    f"allowance-{i}",
+                    {**env, "PREFECT_HOME": str(own / "prefect"), "TMPDIR": str(own / "tmp")},
+                    limit=1,
+                )
+            ended = asyncio.run(wait_final([r.id for r in created], timeout=600))
+        finally:
+            stack.stop_workers()
+            # the allowance's keys name the sandbox's address: no other run ever meets them
+            with redis.Redis.from_url(shared_redis) as client:
+                keys = list(client.scan_iter(f"*{sandbox.url.removeprefix('http://')}*"))
+                if keys:
+                    client.delete(*keys)
+        stats = sandbox.stats()
+
+    for run in ended:
+        assert run.state is not None and run.state.is_completed(), (
+            f"{run.name}: {run.state.name if run.state else None} "
+            f"{run.state.message if run.state else ''}; worker logs in {stack.home}"
+        )
+    # each run in its own process (one run per worker at most: each on its own worker), and
+    # the two ran at the same time
+    assert len({r.infrastructure_pid for r in ended}) == RUNS
+    assert most_at_once(ended) == RUNS
+    # the exchanges refused nothing, and the measured allowances were drawn on
+    assert {name: int(s["rate_limited"]) for name, s in stats.items()} == {
+        name: 0 for name in stats
+    }
+    assert all(any(n == name for n, _ in sends) for name in ALLOWANCES)
+    assert silver_complete(str(warehouse), DAYS)
+    used = utilization_of(sends)
+    print(f"\nutilization of the {BINDING} allowance by {RUNS} deployment runs: {used}")
