@@ -10,7 +10,8 @@ The run is made twice: cold (the sandbox builds each file when first asked; its 
 machine) and warm (files prebuilt, as the live archive serves them); the figures are the warm
 run's, the cold wall time is reported beside them.
 
-    python -m benchmarks.archive [--year 2024] [--symbols BTCUSDT,...] [--concurrency 16]
+    python -m benchmarks.archive [--year 2024] [--months 12] [--symbols BTCUSDT,...]
+        [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -41,12 +43,35 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def fetch_year(url: str, symbols: list[str], year: int, concurrency: int) -> dict[str, Any]:
+def cpu_s() -> float:
+    """User + system CPU seconds of this process (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of another process (the sandbox), from /proc."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def year_days(year: int, months: int) -> list[datetime]:
+    """The first `months` months of `year`, day by day."""
     start = datetime(year, 1, 1, tzinfo=UTC)
-    days = [
-        start + timedelta(days=n)
-        for n in range((datetime(year + 1, 1, 1, tzinfo=UTC) - start).days)
-    ]
+    end = datetime(year + months // 12, months % 12 + 1, 1, tzinfo=UTC)
+    return [start + timedelta(days=n) for n in range((end - start).days)]
+
+
+async def fetch_year(
+    url: str, symbols: list[str], year: int, concurrency: int, months: int = 12
+) -> dict[str, Any]:
+    days = year_days(year, months)
     made = make_client(Exchange.BINANCE, sandbox_url=url, binance_source="auto")
     assert isinstance(made, BinanceClient)
     rows = 0
@@ -58,7 +83,7 @@ async def fetch_year(url: str, symbols: list[str], year: int, concurrency: int) 
             frame = await made.ohlcv(symbol, Interval.M1, day, day + timedelta(days=1))
             return frame.height
 
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), cpu_s()
     async with made as client:
         for n in range(0, len(days), 7):  # a week of days at a time, every symbol
             week = days[n : n + 7]
@@ -67,11 +92,13 @@ async def fetch_year(url: str, symbols: list[str], year: int, concurrency: int) 
             if week[-1].month >= 4 and not quarter_rss:
                 quarter_rss = peak_rss_mb()
         wall = time.perf_counter() - began
+        cpu = cpu_s() - cpu_began
         archive = client.archive.stats
         return {
             "rows": rows,
             "wall_s": round(wall, 2),
             "candles_per_s": round(rows / wall),
+            "client_cpu_s": round(cpu, 2),
             "archive_requests": archive.requests,
             "archive_bytes": archive.bytes,
             "archive_files": archive.files,
@@ -104,21 +131,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--year", type=int, default=2024)
     parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS))
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=12,
+        choices=range(1, 13),
+        metavar="1..12",
+        help="the first N months of the year (memory is flat in N: compare 3 and 12)",
+    )
     args = parser.parse_args(argv)
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     with SandboxProcess(SandboxConfig(seed=7, rate_limits="real")) as sandbox:
+        pid = getattr(getattr(sandbox, "_process", None), "pid", None)
         # Cold: the sandbox builds every file as it is first asked (the live archive serves
         # prebuilt files); warm: the same run with a fresh client once the sandbox holds them.
-        cold = asyncio.run(fetch_year(sandbox.url, symbols, args.year, args.concurrency))
-        result = asyncio.run(fetch_year(sandbox.url, symbols, args.year, args.concurrency))
-    days = (datetime(args.year + 1, 1, 1) - datetime(args.year, 1, 1)).days
+        cold = asyncio.run(
+            fetch_year(sandbox.url, symbols, args.year, args.concurrency, args.months)
+        )
+        sandbox_cpu = process_cpu_s(pid)
+        result = asyncio.run(
+            fetch_year(sandbox.url, symbols, args.year, args.concurrency, args.months)
+        )
+        sandbox_after = process_cpu_s(pid)
+    days = len(year_days(args.year, args.months))
     floor = rest_floor(result["rows"], len(symbols), days)
+    serving = (
+        round(sandbox_after - sandbox_cpu, 2)
+        if sandbox_cpu is not None and sandbox_after is not None
+        else None
+    )
     report = {
         "benchmark": "archive_year_1m_binance_spot",
         "year": args.year,
+        "months": args.months,
         "symbols": symbols,
         "rate_limits": "real",
         **result,
+        "sandbox_cpu_s": serving,
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "rest_floor": floor,
         "cold_sandbox_wall_s": cold["wall_s"],
         "cold_sandbox_speedup_vs_floor_packed": round(floor["floor_s_packed"] / cold["wall_s"], 1),

@@ -116,6 +116,9 @@ class ArchiveState:
     cache: OrderedDict[tuple[object, ...], bytes] = field(default_factory=OrderedDict)
     held: int = 0
     draws: int = 0
+    building: dict[tuple[object, ...], asyncio.Future[tuple[str, bytes] | None]] = field(
+        default_factory=dict
+    )
 
 
 ARCHIVE = web.AppKey("sandbox_archive", ArchiveState)
@@ -256,9 +259,13 @@ def metrics_csv(seed: int, listing: Listing, times: np.ndarray) -> bytes:
 
 
 def zipped(name: str, csv: bytes) -> bytes:
+    """The zip of one CSV, byte-identical for the same CSV (a fixed member time): a file built
+    twice (its .CHECKSUM and zip asked at once) is the same file, as the live archive's is."""
     buffer = io.BytesIO()
+    member = zipfile.ZipInfo(name.removesuffix(".zip") + ".csv", date_time=(2020, 1, 1, 0, 0, 0))
+    member.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr(name.removesuffix(".zip") + ".csv", csv)
+        archive.writestr(member, csv, compresslevel=1)
     return buffer.getvalue()
 
 
@@ -354,7 +361,12 @@ async def _cached(
     if hit is not None:
         archive.cache.move_to_end(key)
         return path.rsplit("/", 1)[1], hit
-    built = await asyncio.to_thread(_build, state, path)
+    pending = archive.building.get(key)
+    if pending is None:  # one build per file, shared by concurrent asks
+        pending = asyncio.ensure_future(asyncio.to_thread(_build, state, path))
+        archive.building[key] = pending
+        pending.add_done_callback(lambda _: archive.building.pop(key, None))
+    built = await asyncio.shield(pending)
     if built is None:
         return None
     if key not in archive.cache:
