@@ -47,7 +47,7 @@ from models.enums import Dataset, Exchange, MarketKind
 try:  # ISA-L inflates about 2.5 times as fast as zlib; zlib when it is not installed
     from isal import isal_zlib as _inflate
 except ImportError:  # pragma: no cover - isal is a dependency; a stripped install still works
-    import zlib as _inflate
+    import zlib as _inflate  # type: ignore[no-redef]
 
 log = logging.getLogger(__name__)
 
