@@ -151,7 +151,7 @@ def test_thirty_per_day_calls_download_the_month_once(sandbox_url: str) -> None:
 def test_the_month_cache_is_bounded(sandbox_url: str) -> None:
     async def run() -> BinanceClient:
         async with client(sandbox_url, "auto") as c:
-            c.archive.cache_bytes = 8 * 2**20  # about one month of 1m candles
+            c.archive.cache_bytes = 16 * 2**20  # about one month of 1m candles (~12 MB)
             for month in (1, 2, 3, 4):
                 start = utc(2023, month, 1)
                 await c.ohlcv("BTCUSDT", Interval.M1, start, start + timedelta(days=1))
@@ -159,7 +159,7 @@ def test_the_month_cache_is_bounded(sandbox_url: str) -> None:
 
     c = asyncio.run(run())
     assert c.archive.stats.evictions >= 2
-    assert c.archive.cached_bytes <= 8 * 2**20
+    assert c.archive.cached_bytes <= 16 * 2**20
 
 
 def test_source_rest_never_touches_the_archive(sandbox_url: str) -> None:
