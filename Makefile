@@ -60,6 +60,7 @@ lock: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --full
+	$(BIN)/python -m benchmarks.archive --memory-check
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick

@@ -3,15 +3,19 @@
 The sandbox runs in a child process with the real rate limits in force (`--rate-limits real`)
 and the client paces REST as it would live; candles are asked per UTC day and symbol, as the
 bronze stage asks them, with `source=auto` (closed months from the monthly archive files).
-Printed as JSON: wall time, archive and REST requests, bytes, the client process's peak RSS
-(after the first quarter and at the end: flat in the range length), and the REST floor for
-the same candles: weight needed (1,000 candles per request of weight 2) / 6,000 per minute.
-The run is made twice: cold (the sandbox builds each file when first asked; its CPU shares the
-machine) and warm (files prebuilt, as the live archive serves them); the figures are the warm
-run's, the cold wall time is reported beside them.
+Printed as a table, then one JSON line (keys `archive_*`, as `benchmarks.run` prints): wall
+time, client and sandbox CPU seconds, the 1-minute load average (the machine is shared: wall
+time above CPU time is time other processes held the cores), archive and REST requests, bytes,
+the client's RSS after the first quarter and at the end of the warm run (flat in the range
+length: the month cache is bounded), its peak over the whole process (`--memory-check`: also
+a 3-month run's peak, in a fresh process), and the REST floor for the same candles: weight
+needed (1,000 candles per request of weight 2) / 6,000 per minute. The run is made cold (the
+sandbox builds each file when first asked; its CPU shares the machine), then warm (files
+prebuilt, as the live archive serves them) `--repeats` times; the figures are the fastest
+warm run's, the cold wall time beside them.
 
-    python -m benchmarks.archive [--year 2024] [--months 12] [--symbols BTCUSDT,...]
-        [--concurrency 16]
+    python -m benchmarks.archive [--year 2024] [--months 12] [--memory-check]
+        [--symbols BTCUSDT,...] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import json
 import math
 import os
 import resource
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from benchmarks.common import say
 from clients.binance import BinanceClient
 from clients.factory import make_client
 from models.enums import Exchange, Interval
@@ -39,8 +45,22 @@ KLINES_PER_REQUEST = 1000
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set of this process in MiB (Linux reports KiB)."""
+    """Peak resident set of this process in MiB: VmHWM of this program's memory (getrusage's
+    ru_maxrss is not used: across fork and exec it keeps the parent's peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Resident set of this process now, in MiB."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def cpu_s() -> float:
@@ -90,7 +110,7 @@ async def fetch_year(
             counts = await asyncio.gather(*(one(s, d) for d in week for s in symbols))
             rows += sum(counts)
             if week[-1].month >= 4 and not quarter_rss:
-                quarter_rss = peak_rss_mb()
+                quarter_rss = rss_mb()
         wall = time.perf_counter() - began
         cpu = cpu_s() - cpu_began
         archive = client.archive.stats
@@ -107,7 +127,8 @@ async def fetch_year(
             "rest_requests": client.stats.requests,
             "rest_weight": client.stats.weight,
             "rest_by_endpoint": dict(client.stats.by_endpoint),
-            "peak_rss_mb_first_quarter": round(quarter_rss, 1),
+            "rss_mb_after_first_quarter": round(quarter_rss, 1),
+            "rss_mb_at_end": round(rss_mb(), 1),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "cache_bytes_held_at_end": client.archive.cached_bytes,
         }
@@ -139,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="1..12",
         help="the first N months of the year (memory is flat in N: compare 3 and 12)",
     )
+    parser.add_argument("--repeats", type=int, default=3, help="warm runs (the fastest is kept)")
+    parser.add_argument(
+        "--memory-check",
+        action="store_true",
+        help="also run 3 months in a fresh process and report its peak RSS beside the year's",
+    )
     args = parser.parse_args(argv)
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     with SandboxProcess(SandboxConfig(seed=7, rate_limits="real")) as sandbox:
@@ -149,37 +176,59 @@ def main(argv: list[str] | None = None) -> int:
             fetch_year(sandbox.url, symbols, args.year, args.concurrency, args.months)
         )
         sandbox_cpu = process_cpu_s(pid)
-        result = asyncio.run(
-            fetch_year(sandbox.url, symbols, args.year, args.concurrency, args.months)
-        )
+        runs = [
+            asyncio.run(fetch_year(sandbox.url, symbols, args.year, args.concurrency, args.months))
+            for _ in range(args.repeats)
+        ]
         sandbox_after = process_cpu_s(pid)
+    # The machine is shared: the fastest warm run is the one least slowed by other processes.
+    result = min(runs, key=lambda r: float(r["wall_s"]))
+    result["wall_s_runs"] = [r["wall_s"] for r in runs]
     days = len(year_days(args.year, args.months))
     floor = rest_floor(result["rows"], len(symbols), days)
     serving = (
-        round(sandbox_after - sandbox_cpu, 2)
+        round((sandbox_after - sandbox_cpu) / args.repeats, 2)
         if sandbox_cpu is not None and sandbox_after is not None
         else None
     )
-    report = {
-        "benchmark": "archive_year_1m_binance_spot",
-        "year": args.year,
-        "months": args.months,
-        "symbols": symbols,
-        "rate_limits": "real",
-        **result,
-        "sandbox_cpu_s": serving,
-        "load_average_1m": round(os.getloadavg()[0], 1),
-        "rest_floor": floor,
-        "cold_sandbox_wall_s": cold["wall_s"],
-        "cold_sandbox_speedup_vs_floor_packed": round(floor["floor_s_packed"] / cold["wall_s"], 1),
-        "speedup_vs_floor_packed": round(floor["floor_s_packed"] / result["wall_s"], 1),
-        "speedup_vs_floor_per_day_calls": round(
+    report: dict[str, Any] = {
+        "archive_year": args.year,
+        "archive_months": args.months,
+        "archive_symbols": ",".join(symbols),
+        "archive_rate_limits": "real",
+        **{f"archive_{k}": v for k, v in result.items() if k != "rest_by_endpoint"},
+        "archive_sandbox_cpu_s": serving,
+        "archive_load_average_1m": round(os.getloadavg()[0], 1),
+        **{f"archive_rest_{k}": v for k, v in floor.items()},
+        "archive_cold_sandbox_wall_s": cold["wall_s"],
+        "archive_speedup_vs_floor_packed": round(floor["floor_s_packed"] / result["wall_s"], 1),
+        "archive_speedup_vs_floor_per_day_calls": round(
             floor["floor_s_per_day_calls"] / result["wall_s"], 1
         ),
-        "target_speedup": 10,
+        "archive_target_speedup": 10,
     }
-    print(json.dumps(report, indent=2))
+    if args.memory_check and args.months > 3:
+        report["archive_peak_rss_mb_3_months"] = three_months_rss(args)
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        say(f"  {key:<{width}}  {value}")
+    print(json.dumps(report, separators=(",", ":")), flush=True)
     return 0
+
+
+def three_months_rss(args: argparse.Namespace) -> float | None:
+    """Peak RSS of the same run over 3 months, in a fresh process: with the year's, it shows
+    memory flat in the range length (the month cache is bounded)."""
+    command = [sys.executable, "-m", "benchmarks.archive", "--months", "3", "--year"]
+    command += [str(args.year), "--symbols", args.symbols, "--concurrency", str(args.concurrency)]
+    command += ["--repeats", str(args.repeats)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        say(f"3-month run failed (exit {done.returncode}): {done.stderr[-500:]}")
+        return None
+    value = json.loads(lines[-1]).get("archive_peak_rss_mb")
+    return float(value) if value is not None else None
 
 
 if __name__ == "__main__":
