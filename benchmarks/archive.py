@@ -6,13 +6,13 @@ bronze stage asks them, with `source=auto` (closed months from the monthly archi
 Printed as a table, then one JSON line (keys `archive_*`, as `benchmarks.run` prints): wall
 time, client and sandbox CPU seconds, the 1-minute load average (the machine is shared: wall
 time above CPU time is time other processes held the cores), archive and REST requests, bytes,
-the client's RSS after the first quarter and at the end of the warm run (flat in the range
-length: the month cache is bounded), its peak over the whole process (`--memory-check`: also
-a 3-month run's peak, in a fresh process), and the REST floor for the same candles: weight
-needed (1,000 candles per request of weight 2) / 6,000 per minute. The run is made cold (the
-sandbox builds each file when first asked; its CPU shares the machine), then warm (files
-prebuilt, as the live archive serves them) `--repeats` times; the figures are the fastest
-warm run's, the cold wall time beside them.
+the client's RSS after the first quarter and at the end of the warm run, its peak over the
+whole process (`--memory-check`: also the peaks of a 3-month and a 12-month run, each alone in
+a fresh process: flat in the range length, the month cache is bounded), and the REST floor
+for the same candles: weight needed (1,000 candles per request of weight 2) / 6,000 per
+minute. The run is made cold (the sandbox builds each file when first asked; its CPU shares
+the machine), then warm (files prebuilt, as the live archive serves them) `--repeats` times;
+the figures are the fastest warm run's, the cold wall time beside them.
 
     python -m benchmarks.archive [--year 2024] [--months 12] [--memory-check]
         [--symbols BTCUSDT,...] [--concurrency 16]
@@ -207,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "archive_target_speedup": 10,
     }
-    if args.memory_check and args.months > 3:
-        report["archive_peak_rss_mb_3_months"] = three_months_rss(args)
+    if args.memory_check:
+        for months in (3, 12):
+            report[f"archive_peak_rss_mb_{months}_months_alone"] = alone_rss(args, months)
     width = max(len(k) for k in report)
     for key, value in report.items():
         say(f"  {key:<{width}}  {value}")
@@ -216,16 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def three_months_rss(args: argparse.Namespace) -> float | None:
-    """Peak RSS of the same run over 3 months, in a fresh process: with the year's, it shows
-    memory flat in the range length (the month cache is bounded)."""
-    command = [sys.executable, "-m", "benchmarks.archive", "--months", "3", "--year"]
+def alone_rss(args: argparse.Namespace, months: int) -> float | None:
+    """Peak RSS of the same run over `months` months, one cold and one warm run, in a fresh
+    process: 3 against 12 shows memory flat in the range length (the month cache is bounded;
+    repeated runs in one process keep some freed memory, so these are run alone)."""
+    command = [sys.executable, "-m", "benchmarks.archive", "--months", str(months), "--year"]
     command += [str(args.year), "--symbols", args.symbols, "--concurrency", str(args.concurrency)]
-    command += ["--repeats", str(args.repeats)]
+    command += ["--repeats", "1"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
-        say(f"3-month run failed (exit {done.returncode}): {done.stderr[-500:]}")
+        say(f"{months}-month run failed (exit {done.returncode}): {done.stderr[-500:]}")
         return None
     value = json.loads(lines[-1]).get("archive_peak_rss_mb")
     return float(value) if value is not None else None
