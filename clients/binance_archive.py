@@ -28,6 +28,7 @@ import hashlib
 import io
 import logging
 import random
+import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -100,6 +101,40 @@ def funding_path(native: str, month: str) -> str:
 
 def metrics_path(native: str, day: str) -> str:
     return f"/data/futures/um/daily/metrics/{native}/{native}-metrics-{day}.zip"
+
+
+_KLINES_NAME = re.compile(r"^([A-Z0-9]{1,30})-(\w{2,3})-(\d{4}-\d{2}(?:-\d{2})?)\.zip$")
+_FUNDING_NAME = re.compile(r"^([A-Z0-9]{1,30})-fundingRate-(\d{4}-\d{2})\.zip$")
+_METRICS_NAME = re.compile(r"^([A-Z0-9]{1,30})-metrics-(\d{4}-\d{2}-\d{2})\.zip$")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An archive file named in stored rows' `source` (`archive:{name}:{sha256[:16]}`)."""
+
+    name: str
+    sha256_prefix: str
+
+    @classmethod
+    def parse(cls, source: str | None) -> StoredFile | None:
+        """The file of a `source` label; None for REST rows (`rest`, `history`, null)."""
+        if not source or not source.startswith("archive:"):
+            return None
+        parts = source.split(":")
+        if len(parts) != 3 or not parts[1].endswith(".zip") or not parts[2]:
+            raise ValueError(f"malformed archive source label {source!r}")
+        return cls(parts[1], parts[2].lower())
+
+    def path(self, kind: MarketKind) -> str:
+        """The file's archive path (`kind`: the market of klines files)."""
+        if found := _KLINES_NAME.match(self.name):
+            native, interval, period = found.groups()
+            return klines_path(kind, native, interval, period)
+        if found := _FUNDING_NAME.match(self.name):
+            return funding_path(*found.groups())
+        if found := _METRICS_NAME.match(self.name):
+            return metrics_path(*found.groups())
+        raise ValueError(f"not an archive file name this pipeline reads: {self.name!r}")
 
 
 # --------------------------------------------------------------------------- errors
@@ -438,6 +473,34 @@ class ArchiveReader:
             _, (_, freed) = self._cache.popitem(last=False)
             self._held -= freed
             self.stats.evictions += 1
+
+    async def served_checksum(self, path: str) -> str | None:
+        """The SHA-256 the archive lists now for the file at `path` (its `.CHECKSUM`, one small
+        request; None: 404). Raises `ArchiveUnavailable` naming the file when it cannot be
+        read after `attempts` tries."""
+        name = path.rsplit("/", 1)[1]
+        problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                self.stats.retries += 1
+                await asyncio.sleep(self.base_delay * 2 ** (attempt - 1) * random.uniform(0.5, 1))
+            try:
+                status, listed = await self._get(path + ".CHECKSUM")
+                if status == 404:
+                    self.stats.not_found += 1
+                    return None
+                if status != 200:
+                    raise _Corrupt(f".CHECKSUM answered HTTP {status}")
+                return _checksum(listed, name)
+            except _Corrupt as exc:
+                problem = str(exc)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                problem = f"request failed: {type(exc).__name__} {exc}"
+        raise ArchiveUnavailable(
+            f"archive file {name}: .CHECKSUM unusable after {self.attempts} attempts: {problem}",
+            exchange=Exchange.BINANCE,
+            endpoint=path + ".CHECKSUM",
+        )
 
     async def _get(self, path: str) -> tuple[int, bytes]:
         self.stats.requests += 1

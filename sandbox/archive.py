@@ -28,7 +28,9 @@ Availability, documented for tests (any seed):
   (transient: a retry gets the good file).
 * A symbol configured to fail (``SandboxConfig.fail``) is answered 503, as its REST endpoints.
 * Tests can add faults by file name: :func:`archive_faults` (``corrupt``, ``bad_checksum``,
-  ``flaky`` = name -> number of truncated answers before good ones, ``missing``).
+  ``flaky`` = name -> number of truncated answers before good ones, ``missing``), and replace
+  a klines file as Binance sometimes does: ``replaced`` = name -> ``revised`` (every row's
+  trade count + 1) or ``shortened`` (its last day's rows dropped); its ``.CHECKSUM`` follows.
 
 Rows withheld by ``SandboxConfig.empty`` are withheld here too.
 """
@@ -105,6 +107,10 @@ class ArchiveFaults:
     bad_checksum: set[str] = field(default_factory=set)
     flaky: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
+    # name -> how the file was replaced since first published (klines files): "revised" (every
+    # row's trade count + 1: the same rows, new content and checksum) or "shortened" (the last
+    # day's rows dropped: fewer rows)
+    replaced: dict[str, str] = field(default_factory=dict)
     requests: int = 0  # every archive GET (zip and .CHECKSUM, 404s included)
     served: int = 0  # zip bodies served
     served_bytes: int = 0
@@ -269,6 +275,30 @@ def zipped(name: str, csv: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def replaced(name: str, data: bytes, how: str) -> bytes:
+    """A klines zip as replaced at the source: `revised` (every row's trade count + 1) or
+    `shortened` (the rows of its last day dropped); the same zip name."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        lines = archive.read(archive.namelist()[0]).decode().splitlines()
+    header = [ln for ln in lines[:1] if ln and not ln[0].isdigit()]
+    rows = [ln.split(",") for ln in lines[len(header) :] if ln]
+    if how == "revised":
+        for row in rows:
+            row[8] = str(int(row[8]) + 1)
+    elif how == "shortened":
+        last = _day_of(rows[-1][0])
+        rows = [r for r in rows if _day_of(r[0]) != last]
+    else:
+        raise ValueError(f"unknown replacement {how!r} of {name}")
+    body = "\n".join([*header, *(",".join(r) for r in rows)]) + "\n"
+    return zipped(name, body.encode())
+
+
+def _day_of(open_time: str) -> int:
+    value = int(open_time)
+    return (value // 1000 if value > 10**14 else value) // (MINUTE_MS * 1440)
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -417,6 +447,8 @@ async def handle(request: web.Request) -> web.Response:
     if built is None:
         return _not_found()
     _, data = built
+    if name in faults.replaced:
+        data = await asyncio.to_thread(replaced, name, data, faults.replaced[name])
     if checksum:
         digest = hashlib.sha256(data).hexdigest()
         if name in faults.bad_checksum:

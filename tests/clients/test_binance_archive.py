@@ -326,3 +326,40 @@ def test_make_client_points_the_archive_at_the_sandbox() -> None:
     )
     with pytest.raises(ValueError, match="unknown Binance source"):
         make_client(Exchange.BINANCE, binance_source="ftp")
+
+
+# --------------------------------------------------------------------------- replaced files
+
+
+def test_stored_file_labels_name_their_archive_paths() -> None:
+    from clients.binance_archive import StoredFile
+
+    spot = StoredFile.parse("archive:BTCUSDT-1m-2024-03.zip:1A2B3C4D5E6F7A8B")
+    assert spot == StoredFile("BTCUSDT-1m-2024-03.zip", "1a2b3c4d5e6f7a8b")
+    assert spot.path(MarketKind.SPOT) == (
+        "/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03.zip"
+    )
+    day = StoredFile.parse("archive:BTCUSDT-metrics-2024-03-02.zip:ab")
+    assert day is not None and day.path(MarketKind.PERP).endswith(
+        "/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-03-02.zip"
+    )
+    assert StoredFile.parse("rest") is None and StoredFile.parse(None) is None
+    with pytest.raises(ValueError, match="malformed archive source label"):
+        StoredFile.parse("archive:nonsense")
+
+
+def test_a_replaced_file_serves_a_new_checksum(server: SandboxServer) -> None:
+    path = "/data/spot/monthly/klines/BNBUSDT/1m/BNBUSDT-1m-2024-02.zip"
+
+    async def run() -> tuple[str | None, str | None, int]:
+        async with client(server.url, "auto") as c:
+            before = await c.archive.served_checksum(path)
+            archive_faults(server.app).replaced["BNBUSDT-1m-2024-02.zip"] = "shortened"
+            after = await c.archive.served_checksum(path)
+            table = await c.archive.table(path, parse_klines)
+            assert table is not None and table.sha256 == after
+            return before, after, table.rows.height
+
+    before, after, rows = asyncio.run(run())
+    assert before and after and before != after
+    assert rows == 28 * 1440  # 2024-02 has 29 days; the last one is gone
