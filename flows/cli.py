@@ -551,7 +551,7 @@ def _plan_or_stop(
         print_plan(planned, out)
         out.print(f"dry run: nothing fetched or written (warehouse {settings.warehouse})")
         return 0
-    if planned.empty:
+    if planned.empty and not settings.binance_archive_recheck:  # a recheck asks the archive
         out.print(range_summary(warehouse, request))
         out.print(
             f"{title}: nothing to do, every partition is complete in {settings.warehouse} "

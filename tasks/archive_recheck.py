@@ -60,8 +60,9 @@ def stored_files(
         key = PartitionKey.of(spec)
         try:
             frame = warehouse.read(key, columns=["source"])
-        except Exception as exc:  # unreadable: the plan's damage check names and redoes it
-            log.warning("archive recheck: %s unreadable, skipped: %s", warehouse.path(key), exc)
+        except Exception as exc:  # no `source` column (older file) or unreadable (the plan's
+            # damage check names and redoes those): nothing to compare
+            log.warning("archive recheck: %s skipped: %s", warehouse.path(key), exc)
             continue
         if frame is None or "source" not in frame.columns:
             continue
