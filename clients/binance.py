@@ -285,7 +285,9 @@ class BinanceClient(BaseClient):
         frame = concat(frames, self.exchange, Dataset.OHLCV)
         frame = window_filter(frame, "open_time", start_ms, end_ms)
         # The unfinished candle closes in the future.
-        frame = frame.filter(pl.col("close_time") < now_ms())
+        now = now_ms()
+        if frame.height and frame.get_column("close_time").max() >= now:  # type: ignore[operator]
+            frame = frame.filter(pl.col("close_time") < now)
         return self.count_rows(frame)
 
     async def _rest_klines(
@@ -474,8 +476,7 @@ class BinanceClient(BaseClient):
                     raise self._not_archived(prov, seg, path_of, dataset, "HTTP 404")
                 self.archive.stats.fallbacks += 1
                 return [await rest(seg.start, seg.end)]
-            key = pl.col(ts_column)
-            rows = table.rows.filter((key >= seg.start) & (key < seg.end))
+            rows = table.between(ts_column, seg.start, seg.end)
             return [bronze_rows(rows, prov, dataset, {"source": table.source})]
 
         parts = await asyncio.gather(*(one(seg) for seg in segments))

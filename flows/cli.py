@@ -78,6 +78,12 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
         help="Binance history: its public archive for closed periods and REST for the rest "
         "(auto, the default: CRYPTO_PIPELINE_BINANCE_SOURCE), or force one",
     )
+    parser.add_argument(
+        "--recheck-archive",
+        action="store_true",
+        help="Binance: re-ingest stored days whose archive file was replaced at the source "
+        "(one .CHECKSUM request per stored file; source auto or archive)",
+    )
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +215,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["sandbox_url"] = url
     if source := getattr(args, "source", None):
         overrides["binance_source"] = source
+    if getattr(args, "recheck_archive", False):
+        overrides["binance_archive_recheck"] = "true"
     return load_settings(**overrides)
 
 
@@ -543,7 +551,7 @@ def _plan_or_stop(
         print_plan(planned, out)
         out.print(f"dry run: nothing fetched or written (warehouse {settings.warehouse})")
         return 0
-    if planned.empty:
+    if planned.empty and not settings.binance_archive_recheck:  # a recheck asks the archive
         out.print(range_summary(warehouse, request))
         out.print(
             f"{title}: nothing to do, every partition is complete in {settings.warehouse} "

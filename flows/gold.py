@@ -33,6 +33,7 @@ def publish_dataset(
     `repo_id` publishes to the Hub (token from HF_TOKEN or a Prefect Secret block); else the
     layout goes to `local_dir` (default: the settings' publish folder).
     """
+    from storage.planning import source_states
     from tasks.publish.card import render_card
     from tasks.publish.hub import publish_to_hub
     from tasks.publish.layout import build_layout
@@ -44,7 +45,8 @@ def publish_dataset(
     staging = Path(tempfile.mkdtemp(prefix="crypto-pipeline-gold-"))
     try:
         manifest = build_layout(silver, staging, source=settings.warehouse)
-        card = render_card(manifest, repo_id=repo_id, coverage=coverage)
+        states = source_states(warehouse, layer=Layer.SILVER)  # as `crypto-pipeline coverage`
+        card = render_card(manifest, repo_id=repo_id, coverage=coverage, states=states)
         manifest = manifest.with_card(staging, card)
         if repo_id:
             return publish_to_hub(

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # The archive's base URL; unset: https://data.binance.vision, or the sandbox when
     # SANDBOX_URL is set (it serves the archive at the real paths).
     binance_archive_url: str | None = None
+    # Ask the archive for the .CHECKSUM of every file stored rows came from (one small request
+    # a file) and re-ingest the days of those replaced since (`tasks.archive_recheck`).
+    binance_archive_recheck: bool = False
     # Days after a closed day's end during which rows still missing from it (not yet published,
     # quarantined for a source error) are fetched again on every run; after that, what is still
     # missing is recorded as a gap of the source and the day is complete.

@@ -28,7 +28,9 @@ Availability, documented for tests (any seed):
   (transient: a retry gets the good file).
 * A symbol configured to fail (``SandboxConfig.fail``) is answered 503, as its REST endpoints.
 * Tests can add faults by file name: :func:`archive_faults` (``corrupt``, ``bad_checksum``,
-  ``flaky`` = name -> number of truncated answers before good ones, ``missing``).
+  ``flaky`` = name -> number of truncated answers before good ones, ``missing``), and replace
+  a klines file as Binance sometimes does: ``replaced`` = name -> ``revised`` (every row's
+  trade count + 1) or ``shortened`` (its last day's rows dropped); its ``.CHECKSUM`` follows.
 
 Rows withheld by ``SandboxConfig.empty`` are withheld here too.
 """
@@ -105,6 +107,10 @@ class ArchiveFaults:
     bad_checksum: set[str] = field(default_factory=set)
     flaky: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
+    # name -> how the file was replaced since first published (klines files): "revised" (every
+    # row's trade count + 1: the same rows, new content and checksum) or "shortened" (the last
+    # day's rows dropped: fewer rows)
+    replaced: dict[str, str] = field(default_factory=dict)
     requests: int = 0  # every archive GET (zip and .CHECKSUM, 404s included)
     served: int = 0  # zip bodies served
     served_bytes: int = 0
@@ -116,6 +122,9 @@ class ArchiveState:
     cache: OrderedDict[tuple[object, ...], bytes] = field(default_factory=OrderedDict)
     held: int = 0
     draws: int = 0
+    building: dict[tuple[object, ...], asyncio.Future[tuple[str, bytes] | None]] = field(
+        default_factory=dict
+    )
 
 
 ARCHIVE = web.AppKey("sandbox_archive", ArchiveState)
@@ -256,10 +265,38 @@ def metrics_csv(seed: int, listing: Listing, times: np.ndarray) -> bytes:
 
 
 def zipped(name: str, csv: bytes) -> bytes:
+    """The zip of one CSV, byte-identical for the same CSV (a fixed member time): a file built
+    twice (its .CHECKSUM and zip asked at once) is the same file, as the live archive's is."""
     buffer = io.BytesIO()
+    member = zipfile.ZipInfo(name.removesuffix(".zip") + ".csv", date_time=(2020, 1, 1, 0, 0, 0))
+    member.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr(name.removesuffix(".zip") + ".csv", csv)
+        archive.writestr(member, csv, compresslevel=1)
     return buffer.getvalue()
+
+
+def replaced(name: str, data: bytes, how: str) -> bytes:
+    """A klines zip as replaced at the source: `revised` (every row's trade count + 1) or
+    `shortened` (the rows of its last day dropped); the same zip name."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        lines = archive.read(archive.namelist()[0]).decode().splitlines()
+    header = [ln for ln in lines[:1] if ln and not ln[0].isdigit()]
+    rows = [ln.split(",") for ln in lines[len(header) :] if ln]
+    if how == "revised":
+        for row in rows:
+            row[8] = str(int(row[8]) + 1)
+    elif how == "shortened":
+        last = _day_of(rows[-1][0])
+        rows = [r for r in rows if _day_of(r[0]) != last]
+    else:
+        raise ValueError(f"unknown replacement {how!r} of {name}")
+    body = "\n".join([*header, *(",".join(r) for r in rows)]) + "\n"
+    return zipped(name, body.encode())
+
+
+def _day_of(open_time: str) -> int:
+    value = int(open_time)
+    return (value // 1000 if value > 10**14 else value) // (MINUTE_MS * 1440)
 
 
 # --------------------------------------------------------------------------- files
@@ -354,7 +391,12 @@ async def _cached(
     if hit is not None:
         archive.cache.move_to_end(key)
         return path.rsplit("/", 1)[1], hit
-    built = await asyncio.to_thread(_build, state, path)
+    pending = archive.building.get(key)
+    if pending is None:  # one build per file, shared by concurrent asks
+        pending = asyncio.ensure_future(asyncio.to_thread(_build, state, path))
+        archive.building[key] = pending
+        pending.add_done_callback(lambda _: archive.building.pop(key, None))
+    built = await asyncio.shield(pending)
     if built is None:
         return None
     if key not in archive.cache:
@@ -405,6 +447,8 @@ async def handle(request: web.Request) -> web.Response:
     if built is None:
         return _not_found()
     _, data = built
+    if name in faults.replaced:
+        data = await asyncio.to_thread(replaced, name, data, faults.replaced[name])
     if checksum:
         digest = hashlib.sha256(data).hexdigest()
         if name in faults.bad_checksum:

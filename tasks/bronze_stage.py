@@ -15,6 +15,7 @@ from models.selection import RunRequest
 from models.symbols import is_rule, parse_rule
 from storage.planning import Plan, describe, plan
 from storage.snapshots import has_fresh_snapshot, latest_instruments, newest_snapshots
+from tasks.archive_recheck import recheck_archive
 from tasks.bronze import FetchesFailed, FetchSummary
 from tasks.chunks import day_span, fetch_groups
 from tasks.context import RunContext
@@ -166,6 +167,7 @@ async def fetch_planned(
     per exchange; returns the plan."""
     log = run_logger()
     specs = specs if specs is not None else plan(ctx.warehouse, Layer.BRONZE, request)
+    specs = await recheck_archive(ctx, request, specs)  # opt-in: replaced archive files
     for spec, why in specs.damaged.items():
         log.warning("bronze %s is damaged, redoing it: %s", spec.label, why)
     for line in describe(specs):

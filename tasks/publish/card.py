@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 import yaml
 
+from models.enums import Interval
 from models.silver import SILVER_MODELS, nullable_columns
 from tasks.publish.layout import arrow_schema
 from tasks.publish.licence import EXCHANGE_NAMES, EXCHANGE_TERMS, LICENCE_NAME, LICENCE_PATH
@@ -80,11 +81,15 @@ def render_card(
     repo_id: str | None,
     coverage: pl.DataFrame | None = None,
     listings: pl.DataFrame | None = None,
+    states: pl.DataFrame | None = None,
 ) -> str:
     """The full `README.md`: front matter, description, schemas, coverage, licence, how to load.
 
     `listings` (exchange, symbol, kind) are the instruments each exchange lists; by default the
     built `instruments` config. Coverage leaves out the symbols an exchange does not list.
+    `states` are the coverage states per exchange, dataset and symbol as
+    `storage.planning.source_states` reports them (what `crypto-pipeline coverage` prints):
+    their days unavailable at the source are listed with the reason.
     """
     configs = list(manifest.configs)
     if listings is None:
@@ -94,6 +99,7 @@ def render_card(
         _overview(configs, manifest),
         _schemas(configs),
         _coverage(coverage, listings) if coverage is not None else "",
+        unavailable_section(states) if states is not None else "",
         _licence(configs),
         _loading(configs, repo_id),
     ]
@@ -342,6 +348,81 @@ def _largest_gaps(frame: pl.DataFrame) -> pl.DataFrame:
         )
         .head(MAX_GAPS_LISTED)
     )
+
+
+DATASET_WORDS = {"ohlcv": "candles", "funding": "funding", "open_interest": "open interest"}
+
+
+def unavailable_lines(states: pl.DataFrame) -> list[dict[str, str]]:
+    """The series of `states` (`storage.planning.STATE_COLUMNS`) with days unavailable at the
+    source, one per exchange, dataset and symbol (intervals with the same days together), as
+    card rows: exchange, dataset, symbol, since (first day with data), days, why."""
+    if states.is_empty():
+        return []
+    gone = states.filter(pl.col("unavailable_days") > 0)
+    grouped = (
+        gone.group_by(
+            "exchange",
+            "dataset",
+            "symbol",
+            "first_day",
+            "unavailable_days",
+            "unavailable",
+            maintain_order=True,
+        )
+        .agg(pl.col("interval").drop_nulls().unique().sort())
+        .sort("exchange", "dataset", "symbol", "first_day", nulls_last=True)
+    )
+    rows = []
+    for r in grouped.iter_rows(named=True):
+        dataset = DATASET_WORDS.get(r["dataset"], r["dataset"])
+        intervals = ", ".join(_by_length(r["interval"]))
+        rows.append(
+            {
+                "exchange": EXCHANGE_NAMES.get(r["exchange"], r["exchange"]),
+                "dataset": f"{dataset} {intervals}" if intervals else dataset,
+                "symbol": r["symbol"],
+                "since": f"from {r['first_day']}" if r["first_day"] else "no data",
+                "days": f"{r['unavailable_days']:,}",
+                "why": r["unavailable"] or "",
+            }
+        )
+    return rows
+
+
+def _by_length(intervals: list[str]) -> list[str]:
+    order = [i.value for i in Interval]
+    return sorted(intervals, key=lambda i: (order.index(i) if i in order else len(order), i))
+
+
+def unavailable_section(states: pl.DataFrame) -> str:
+    """`## Unavailable at the source`: per exchange, dataset and symbol, the days the exchange
+    does not serve and why (before a listing, beyond the depth of its history, after a
+    delisting), e.g. `OKX | open interest | BTCUSDT | from 2024-10-02 | 670 | beyond the
+    source's depth (1,440 h): 2023-01-01..2024-10-01`."""
+    rows = unavailable_lines(states)
+    lines = [
+        "## Unavailable at the source",
+        "",
+        "Days an exchange does not serve for a symbol (before its listing, beyond how far back",
+        "the exchange's history goes, after a delisting) are not missing data: nothing more can",
+        "be fetched for them. The same coverage states as `crypto-pipeline coverage` reports.",
+        "",
+    ]
+    if not rows:
+        return "\n".join([*lines, "Every recorded day was served by its exchange.", ""])
+    lines += [
+        "| exchange | dataset | symbol | data | days unavailable | why (days) |",
+        "|---|---|---|---|---:|---|",
+    ]
+    for r in rows:
+        cells = [r["exchange"], r["dataset"], r["symbol"], r["since"], r["days"], r["why"]]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _licence(configs: list[ConfigStats]) -> str:

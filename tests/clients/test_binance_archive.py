@@ -151,7 +151,7 @@ def test_thirty_per_day_calls_download_the_month_once(sandbox_url: str) -> None:
 def test_the_month_cache_is_bounded(sandbox_url: str) -> None:
     async def run() -> BinanceClient:
         async with client(sandbox_url, "auto") as c:
-            c.archive.cache_bytes = 8 * 2**20  # about one month of 1m candles
+            c.archive.cache_bytes = 16 * 2**20  # about one month of 1m candles (~12 MB)
             for month in (1, 2, 3, 4):
                 start = utc(2023, month, 1)
                 await c.ohlcv("BTCUSDT", Interval.M1, start, start + timedelta(days=1))
@@ -159,7 +159,7 @@ def test_the_month_cache_is_bounded(sandbox_url: str) -> None:
 
     c = asyncio.run(run())
     assert c.archive.stats.evictions >= 2
-    assert c.archive.cached_bytes <= 8 * 2**20
+    assert c.archive.cached_bytes <= 16 * 2**20
 
 
 def test_source_rest_never_touches_the_archive(sandbox_url: str) -> None:
@@ -326,3 +326,40 @@ def test_make_client_points_the_archive_at_the_sandbox() -> None:
     )
     with pytest.raises(ValueError, match="unknown Binance source"):
         make_client(Exchange.BINANCE, binance_source="ftp")
+
+
+# --------------------------------------------------------------------------- replaced files
+
+
+def test_stored_file_labels_name_their_archive_paths() -> None:
+    from clients.binance_archive import StoredFile
+
+    spot = StoredFile.parse("archive:BTCUSDT-1m-2024-03.zip:1A2B3C4D5E6F7A8B")
+    assert spot == StoredFile("BTCUSDT-1m-2024-03.zip", "1a2b3c4d5e6f7a8b")
+    assert spot.path(MarketKind.SPOT) == (
+        "/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03.zip"
+    )
+    day = StoredFile.parse("archive:BTCUSDT-metrics-2024-03-02.zip:ab")
+    assert day is not None and day.path(MarketKind.PERP).endswith(
+        "/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-03-02.zip"
+    )
+    assert StoredFile.parse("rest") is None and StoredFile.parse(None) is None
+    with pytest.raises(ValueError, match="malformed archive source label"):
+        StoredFile.parse("archive:nonsense")
+
+
+def test_a_replaced_file_serves_a_new_checksum(server: SandboxServer) -> None:
+    path = "/data/spot/monthly/klines/BNBUSDT/1m/BNBUSDT-1m-2024-02.zip"
+
+    async def run() -> tuple[str | None, str | None, int]:
+        async with client(server.url, "auto") as c:
+            before = await c.archive.served_checksum(path)
+            archive_faults(server.app).replaced["BNBUSDT-1m-2024-02.zip"] = "shortened"
+            after = await c.archive.served_checksum(path)
+            table = await c.archive.table(path, parse_klines)
+            assert table is not None and table.sha256 == after
+            return before, after, table.rows.height
+
+    before, after, rows = asyncio.run(run())
+    assert before and after and before != after
+    assert rows == 28 * 1440  # 2024-02 has 29 days; the last one is gone

@@ -198,3 +198,139 @@ def test_coverage_judged_against_explicit_listings(make_silver, tmp_path: Path) 
         section
     )
     assert "every requested symbol was listed" in section
+
+
+# --------------------------------------------------------------------------- unavailable
+
+
+def _states_warehouse(tmp_path: Path):
+    """A warehouse whose silver coverage records OKX open interest beyond the source's depth
+    before 2024-10-02 and a Binance symbol before its listing, plus complete days."""
+    from datetime import timedelta
+
+    from storage import Warehouse
+
+    depth = "beyond the source's depth (1,440 h)"
+    stamp = datetime(2024, 10, 5, tzinfo=UTC)
+    rows = []
+    for n in range(5):  # 2024-09-29 .. 2024-10-03
+        day = date(2024, 9, 29) + timedelta(days=n)
+        served = day >= date(2024, 10, 2)
+        rows.append(
+            (
+                "silver",
+                "open_interest",
+                "okx",
+                "BTCUSDT",
+                "1h",
+                day,
+                24 if served else 0,
+                24,
+                [],
+                0,
+                True,
+                served,
+                stamp,
+                None,
+                None,
+                None if served else depth,
+            )
+        )
+        listed = day >= date(2024, 10, 1)
+        for interval in ("1m", "1h"):
+            per_day = 1440 if interval == "1m" else 24
+            rows.append(
+                (
+                    "silver",
+                    "ohlcv",
+                    "binance",
+                    "ENAUSDT",
+                    interval,
+                    day,
+                    per_day if listed else 0,
+                    per_day,
+                    [],
+                    0,
+                    True,
+                    listed,
+                    stamp,
+                    None,
+                    None,
+                    None if listed else "before the listing (2024-10-01)",
+                )
+            )
+        rows.append(  # served every day: no line
+            (
+                "silver",
+                "ohlcv",
+                "binance",
+                "BTCUSDT",
+                "1m",
+                day,
+                1440,
+                1440,
+                [],
+                0,
+                True,
+                True,
+                stamp,
+                None,
+                None,
+                None,
+            )
+        )
+    warehouse = Warehouse(str(tmp_path / "warehouse"))
+    warehouse.coverage.upsert(pl.DataFrame(rows, schema=COVERAGE_SCHEMA, orient="row"))
+    return warehouse
+
+
+def test_card_lists_days_unavailable_at_the_source(make_silver, tmp_path: Path) -> None:
+    from models.enums import Layer
+    from storage.planning import describe_states, source_states
+
+    warehouse = _states_warehouse(tmp_path)
+    states = source_states(warehouse, layer=Layer.SILVER)  # what `coverage` reads
+    manifest = build_layout(make_silver(2), tmp_path / "layout")
+    card = render_card(
+        manifest,
+        repo_id="tester/crypto",
+        coverage=warehouse.coverage.query(layer=Layer.SILVER),
+        states=states,
+    )
+    section = card.split("## Unavailable at the source", 1)[1].split("## Licence", 1)[0]
+    okx = (
+        "| OKX | open interest 1h | BTCUSDT | from 2024-10-02 | 3 | beyond the source's depth "
+        "(1,440 h): 2024-09-29..2024-10-01 |"
+    )
+    assert okx in section
+    ena = (
+        "| Binance | candles 1m, 1h | ENAUSDT | from 2024-10-01 | 2 | before the listing "
+        "(2024-10-01): 2024-09-29..2024-09-30 |"
+    )
+    assert ena in section
+    assert "BTCUSDT | from 2024-09-29" not in section  # Binance BTCUSDT lost no day
+    # the same facts `crypto-pipeline coverage` prints
+    lines = describe_states(states)
+    assert any(
+        ln.startswith(
+            "okx open_interest 1h BTCUSDT: from 2024-10-02; 2 complete, 0 missing, 3 "
+            "unavailable (beyond the source's depth (1,440 h): 2024-09-29..2024-10-01)"
+        )
+        for ln in lines
+    ), lines
+    assert card == render_card(
+        manifest,
+        repo_id="tester/crypto",
+        coverage=warehouse.coverage.query(layer=Layer.SILVER),
+        states=states,
+    )  # deterministic
+
+
+def test_card_says_when_nothing_is_unavailable(make_silver, tmp_path: Path) -> None:
+    from storage.planning import STATE_COLUMNS
+
+    manifest = build_layout(make_silver(2), tmp_path)
+    card = render_card(manifest, repo_id=None, states=pl.DataFrame(schema=STATE_COLUMNS))
+    section = card.split("## Unavailable at the source", 1)[1]
+    assert "Every recorded day was served by its exchange." in section
+    assert "## Unavailable at the source" not in render_card(manifest, repo_id=None)

@@ -1,0 +1,138 @@
+"""Binance archive files replaced after they were stored: found by their `.CHECKSUM`, redone.
+
+Binance sometimes replaces a file of its public archive (binance-public-data README,
+"Updates"). Every bronze row read from the archive names its file and the first 16 hex digits
+of the file's SHA-256 in `source` (`archive:BTCUSDT-1m-2024-03.zip:1a2b3c4d5e6f7a8b`).
+`recheck_archive` reads the `symbol` and `source` columns of the closed Binance partitions of
+a request that the plan leaves alone (recorded complete), asks the archive once for each
+distinct file's `.CHECKSUM` (~100 bytes; a month of 1m candles of a symbol is one file), and
+adds the partitions holding rows of a file whose served checksum differs to the plan as to be
+redone, with the reason. The bronze stage redoes them as it redoes damaged files: every symbol
+of the day is fetched again (the new file's rows carry its new checksum) and merged under the
+never-degrade rule, so a replacement that loses or invalidates a stored row of a symbol keeps
+that symbol's stored rows and is reported as a failure (good data is never replaced by less).
+
+Opt-in (`--recheck-archive`, `CRYPTO_PIPELINE_BINANCE_ARCHIVE_RECHECK=true`), with source
+`auto` or `archive`: without it a re-run of complete days makes no request at all (what the
+pipeline promises and its tests hold), and replacements are rare, so a periodic run with the
+flag (e.g. weekly over the stored history) finds them at one small request per stored file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from clients.binance import BinanceClient
+from clients.binance_archive import ArchiveUnavailable, StoredFile
+from models.dates import is_closed
+from models.enums import Dataset, Exchange, MarketKind
+from models.partitions import PartitionSpec
+from models.selection import RunRequest
+from storage.layout import PartitionKey
+from storage.planning import Plan
+from storage.warehouse import Warehouse
+from tasks.context import RunContext
+
+log = logging.getLogger(__name__)
+
+# .CHECKSUM requests in flight at once (small answers; the archive is a CDN).
+CONCURRENCY = 8
+ARCHIVE_DATASETS = frozenset({Dataset.OHLCV, Dataset.FUNDING, Dataset.OPEN_INTEREST})
+
+
+def _kind(dataset: Dataset) -> MarketKind:
+    """The market a dataset's klines come from (as the bronze stage fetches them)."""
+    return MarketKind.SPOT if dataset is Dataset.OHLCV else MarketKind.PERP
+
+
+def stored_files(
+    warehouse: Warehouse, specs: list[PartitionSpec]
+) -> dict[tuple[str, str], dict[StoredFile, set[PartitionSpec]]]:
+    """Per (archive path, file name): each stored checksum of it and the partitions holding
+    rows from it, read from the `source` column only. A file that does not read back is left
+    to the plan's damage check."""
+    found: dict[tuple[str, str], dict[StoredFile, set[PartitionSpec]]] = defaultdict(
+        lambda: defaultdict(set)
+    )
+    for spec in specs:
+        key = PartitionKey.of(spec)
+        try:
+            frame = warehouse.read(key, columns=["source"])
+        except Exception as exc:  # no `source` column (older file) or unreadable (the plan's
+            # damage check names and redoes those): nothing to compare
+            log.warning("archive recheck: %s skipped: %s", warehouse.path(key), exc)
+            continue
+        if frame is None or "source" not in frame.columns:
+            continue
+        for label in frame.get_column("source").unique().drop_nulls().to_list():
+            try:
+                stored = StoredFile.parse(label)
+                path = stored.path(_kind(spec.dataset)) if stored else None
+            except ValueError as exc:
+                raise ValueError(f"{warehouse.path(key)}: {exc}") from None
+            if stored is not None and path is not None:
+                found[(path, stored.name)][stored].add(spec)
+    return found
+
+
+async def recheck_archive(ctx: RunContext, request: RunRequest, planned: Plan) -> Plan:
+    """`planned` plus the closed Binance partitions holding rows of an archive file replaced
+    at the source since (named in `Plan.damaged` with the stored and served checksums).
+    Unchanged unless the settings ask for it (`binance_archive_recheck`) and the source is
+    `auto` or `archive`."""
+    settings = ctx.settings
+    if not settings.binance_archive_recheck or settings.binance_source == "rest":
+        return planned
+    todo = set(planned)
+    candidates = [
+        spec
+        for spec in request.partitions(derived=False)
+        if spec.exchange is Exchange.BINANCE
+        and spec.dataset in ARCHIVE_DATASETS
+        and spec not in todo
+        and is_closed(spec.day)
+    ]
+    if not candidates:
+        return planned
+    files = await asyncio.to_thread(stored_files, ctx.warehouse, candidates)
+    client = ctx.client(Exchange.BINANCE)
+    if not isinstance(client, BinanceClient):  # pragma: no cover - the factory's Binance client
+        return planned
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def served(path: str) -> str | None:
+        async with gate:
+            return await client.archive.served_checksum(path)
+
+    keys = list(files)
+    answers = await asyncio.gather(*(served(path) for path, _ in keys), return_exceptions=True)
+    damaged = dict(planned.damaged)
+    for (path, name), answer in zip(keys, answers, strict=True):
+        if isinstance(answer, ArchiveUnavailable):
+            log.warning("archive recheck: %s", answer)
+            continue
+        if isinstance(answer, BaseException):
+            raise answer
+        for stored, specs in files[(path, name)].items():
+            if answer is None:
+                why = f"archive file {name} withdrawn at the source (its .CHECKSUM is 404)"
+                log.warning("archive recheck: %s; stored rows kept", why)
+                continue  # nothing to re-ingest from; the stored rows stay
+            if answer.startswith(stored.sha256_prefix):
+                continue
+            why = (
+                f"archive file {name} replaced at the source "
+                f"(stored {stored.sha256_prefix}…, served {answer[:16]}…)"
+            )
+            for spec in specs:
+                damaged.setdefault(spec, why)
+    if len(damaged) == len(planned.damaged):
+        log.info("archive recheck: %d stored archive files unchanged", len(keys))
+        return planned
+    for spec, why in damaged.items():
+        if spec not in todo:
+            log.warning("bronze %s: %s; re-ingesting it", spec.label, why)
+    order = [s for s in request.partitions(derived=False) if s in todo or s in damaged]
+    return Plan(order, damaged)
