@@ -58,7 +58,8 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--generate-hashes --extra demo pyproject.toml -o requirements.lock
 
-# The full run, then the scale point: 100 symbols x 7 days x 1m x 3 exchanges of the sandbox's
+# The full run, a year of Binance spot 1m through the archive (benchmarks/archive.py), then the
+# scale point: 100 symbols x 7 days x 1m x 3 exchanges of the sandbox's
 # realistic universe, limits off, beside 10 symbols (benchmarks/scale.py).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --full
