@@ -63,14 +63,12 @@ def build_day(
     day: date,
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
-    exchanges: Sequence[Exchange],
     *,
     warehouse: Warehouse,
     force: bool = False,
 ) -> SilverDay:
     """Build the day's planned silver partitions, then the aggregates of the intervals they
-    touch, from every exchange's silver of the day (not only the run's `exchanges`, which
-    name what was asked for).
+    touch, from every exchange's silver of the day (not only the exchanges asked for).
 
     Every partition is attempted; a partition that raises, or whose write is refused (never
     shrink), is listed in `failures`. Raises `SilverDayFailed` at the end if any partition
@@ -143,7 +141,6 @@ async def build_days(
     days: Sequence[date],
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
-    exchanges: Sequence[Exchange],
     *,
     ctx: RunContext,
     force: bool = False,
@@ -163,7 +160,6 @@ async def build_days(
                     day,
                     specs,
                     symbols,
-                    exchanges,
                     warehouse=ctx.warehouse,
                     force=force,
                 )
