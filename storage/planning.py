@@ -26,13 +26,15 @@ from models.enums import Dataset, Exchange, Interval, Layer
 from models.partitions import PartitionSpec
 from models.selection import RunRequest
 from storage.coverage import merge_days
-from storage.layout import PartitionKey
+from storage.layout import DATE_COLUMN, PartitionKey
 from storage.warehouse import Warehouse
 
 # Threads reading stored files back when planning (pyarrow decodes outside the GIL).
 VALIDATE_THREADS = 8
 
 StatusKey = tuple[str, str, str | None, date]
+# The coverage columns naming a partition (`StatusKey`).
+STATUS_COLUMNS = ("exchange", "dataset", "interval", "day")
 
 
 def status_key(spec: PartitionSpec) -> StatusKey:
@@ -78,28 +80,34 @@ def coverage_status(
     status = CoverageStatus(records=records)
     if records.is_empty():
         return status
-    columns = (
-        "exchange",
-        "dataset",
-        "interval",
-        "day",
-        "symbol",
-        "complete",
-        "file_stamp",
-        "rows_present",
-        "unavailable",
+    complete = pl.col("complete").fill_null(False)
+    gone = ~complete & pl.col("unavailable").is_not_null()
+    grouped = records.group_by(STATUS_COLUMNS).agg(
+        pl.col("symbol").filter(complete).alias("complete"),
+        pl.col("symbol").filter(gone).alias("gone"),
+        pl.col("unavailable").filter(gone).alias("why"),
+        pl.col("file_stamp").drop_nulls().alias("stamps"),
+        pl.col("rows_present").fill_null(0).sum().alias("rows"),
     )
-    for exchange, dataset, interval, day, symbol, complete, stamp, rows, why in records.select(
-        columns
-    ).iter_rows():
+    for (
+        exchange,
+        dataset,
+        interval,
+        day,
+        done,
+        gone_symbols,
+        why,
+        stamps,
+        rows,
+    ) in grouped.iter_rows():
         key = (exchange, dataset, interval, day)
-        if complete:
-            status.complete[key].add(symbol)
-        elif why is not None:
-            status.unavailable[key][symbol] = why
-        if stamp is not None:
-            status.stamps[key].add(stamp)
-        status.rows[key] += rows or 0
+        if done:
+            status.complete[key] = set(done)
+        if gone_symbols:
+            status.unavailable[key] = dict(zip(gone_symbols, why, strict=True))
+        if stamps:
+            status.stamps[key] = set(stamps)
+        status.rows[key] = rows
     return status
 
 
@@ -152,47 +160,6 @@ class Plan(list[PartitionSpec]):
         self.damaged = damaged or {}
 
 
-def damaged_partitions(
-    warehouse: Warehouse,
-    layer: Layer,
-    specs: Sequence[PartitionSpec],
-    status: CoverageStatus | None = None,
-) -> dict[PartitionSpec, str]:
-    """The specs whose stored file fails `Warehouse.validate`, or is gone though coverage
-    records rows (or a file) for it: a missing file is missing, whatever the index says.
-
-    A file still carrying a stamp recorded in coverage when it was written (or last checked)
-    is the whole file that was written and is not read back; the others are read back in
-    threads, and those that pass get their stamp recorded so the next plan skips them. The
-    existence check is the same listing (`Warehouse.stamps`): no file is opened for it.
-    """
-    status = status or CoverageStatus()
-    keys = {spec: PartitionKey.of(spec, layer) for spec in specs}
-    current = warehouse.stamps(list(keys.values()))
-    gone = {
-        spec: f"missing: no file at {warehouse.path(key)} though coverage records its rows"
-        for spec, key in keys.items()
-        if key not in current
-        and (status.rows.get(status_key(spec), 0) > 0 or status.stamps.get(status_key(spec)))
-    }
-    suspect = [
-        spec
-        for spec, key in keys.items()
-        if key in current and current[key] not in status.stamps.get(status_key(spec), set())
-    ]
-
-    def check(spec: PartitionSpec) -> str | None:
-        return warehouse.validate(keys[spec])
-
-    with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
-        problems = list(pool.map(check, suspect))
-    damaged = {spec: why for spec, why in zip(suspect, problems, strict=True) if why}
-    damaged.update(gone)
-    checked = {status_key(s): current[keys[s]] for s in suspect if s not in damaged}
-    _record_checked_stamps(warehouse, status.records, checked)
-    return damaged
-
-
 def _record_checked_stamps(
     warehouse: Warehouse, records: pl.DataFrame, checked: dict[StatusKey, str]
 ) -> None:
@@ -220,22 +187,167 @@ def _record_checked_stamps(
         warehouse.coverage.upsert(restamped.drop("checked_stamp"))
 
 
+Series = tuple[Exchange, Dataset, Interval | None]
+
+
+def _series(request: RunRequest, *, derived: bool) -> list[Series]:
+    """The (exchange, dataset, interval) of each partition of one day of `request`, in the
+    order `RunRequest.partitions` yields them (every day has the same)."""
+    first = request.days.start
+    out: list[Series] = []
+    for spec in request.partitions(derived=derived):
+        if spec.day != first:
+            break
+        out.append((spec.exchange, spec.dataset, spec.interval))
+    return out
+
+
+def _partition_grid(request: RunRequest, layer: Layer, series: Sequence[Series]) -> pl.DataFrame:
+    """One row per partition of `request` (`STATUS_COLUMNS`, `_series` its index in `series`,
+    `path` its file), in the order `RunRequest.partitions` yields them: built per series and
+    day by Polars, the layout's path asked of `PartitionKey` once per series."""
+    first = request.days.start
+    prefixes = []
+    for exchange, dataset, interval in series:
+        spec = PartitionSpec(exchange=exchange, dataset=dataset, interval=interval, day=first)
+        path = PartitionKey.of(spec, layer).path
+        marker = f"{DATE_COLUMN}={first.isoformat()}"
+        head, tail = path.split(marker)
+        prefixes.append((head + f"{DATE_COLUMN}=", tail))
+    per_series = pl.DataFrame(
+        {
+            "exchange": [e.value for e, _, _ in series],
+            "dataset": [d.value for _, d, _ in series],
+            "interval": [i.value if i else None for _, _, i in series],
+            "_series": list(range(len(series))),
+            "_head": [head for head, _ in prefixes],
+            "_tail": [tail for _, tail in prefixes],
+        },
+        schema_overrides={"interval": pl.String(), "_series": pl.Int64()},
+    )
+    days = pl.date_range(request.days.start, request.days.end, "1d", eager=True).alias("day")
+    return (
+        days.to_frame()
+        .join(per_series, how="cross")
+        .sort("day", "_series")
+        .select(
+            *STATUS_COLUMNS,
+            "_series",
+            pl.concat_str("_head", pl.col("day").dt.strftime("%Y-%m-%d"), "_tail").alias("path"),
+        )
+    )
+
+
+def _done_per_partition(records: pl.DataFrame, request: RunRequest) -> pl.DataFrame:
+    """Per partition the records name (`STATUS_COLUMNS`): `_done`, whether every symbol the
+    request asks of its dataset is complete or unavailable at the source; `_rows`, the rows
+    recorded present; `_stamps`, the file stamps recorded."""
+    wanted = pl.DataFrame(
+        [(d.value, symbol) for d in request.datasets for symbol in set(request.symbols_for(d))],
+        schema={"dataset": pl.String(), "symbol": pl.String()},
+        orient="row",
+    )
+    needed = wanted.group_by("dataset").agg(pl.len().cast(pl.Int64).alias("_needed"))
+    done = pl.col("complete").fill_null(False) | pl.col("unavailable").is_not_null()
+    per = (
+        records.join(wanted.with_columns(_asked=pl.lit(True)), on=["dataset", "symbol"], how="left")
+        .group_by(STATUS_COLUMNS)
+        .agg(
+            pl.col("symbol").filter(done & pl.col("_asked").is_not_null()).n_unique().alias("_n"),
+            pl.col("rows_present").fill_null(0).sum().alias("_rows"),
+            pl.col("file_stamp").drop_nulls().unique().alias("_stamps"),
+        )
+    )
+    return per.join(needed, on="dataset", how="left").select(
+        *STATUS_COLUMNS,
+        (pl.col("_n") >= pl.col("_needed").fill_null(0)).alias("_done"),
+        "_rows",
+        "_stamps",
+    )
+
+
 def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
     """Partitions of `request` still to do for `layer` (bronze: to fetch; silver: to build):
     every one if forced, else those not complete or unavailable at the source for every
-    requested symbol, or whose stored file is damaged (named in `Plan.damaged`)."""
-    specs = list(request.partitions(derived=layer is not Layer.BRONZE))
+    requested symbol, or whose stored file is damaged (named in `Plan.damaged`).
+
+    A partition recorded done is damaged when its file is gone though coverage records rows
+    (or a file) for it: a missing file is missing, whatever the index says; or when its file
+    fails `Warehouse.validate`. A file still carrying a stamp recorded in coverage when it was
+    written (or last checked) is the whole file that was written and is not read back; the
+    others are read back in threads, and those that pass get their stamp recorded so the next
+    plan skips them. The existence check is the same `stat` (`Store.stamps`): no file is
+    opened for it. Partitions are judged in Polars, one row each; a `PartitionSpec` is made
+    only for those to do, so a re-run of a long complete history costs a `stat` per file."""
+    derived = layer is not Layer.BRONZE
     if request.force:
-        return Plan(specs)
-    status = coverage_status(warehouse, layer, request.days.start, request.days.end)
-    todo: list[PartitionSpec] = []
-    complete: list[PartitionSpec] = []
-    for spec in specs:
-        done = set(request.symbols_for(spec.dataset)) <= status.done_symbols(spec)
-        (complete if done else todo).append(spec)
-    damaged = damaged_partitions(warehouse, layer, complete, status)
-    redo = set(todo) | set(damaged)
-    return Plan([s for s in specs if s in redo], damaged)
+        return Plan(list(request.partitions(derived=derived)))
+    series = _series(request, derived=derived)
+    if not series:
+        return Plan([])
+    grid = _partition_grid(request, layer, series)
+    records = warehouse.coverage.query(layer=layer, start=request.days.start, end=request.days.end)
+    if records.is_empty():
+        per = pl.DataFrame(
+            schema={
+                **dict.fromkeys(STATUS_COLUMNS, pl.String()),
+                "day": pl.Date(),
+                "_done": pl.Boolean(),
+                "_rows": pl.Int64(),
+                "_stamps": pl.List(pl.String()),
+            }
+        )
+    else:
+        per = _done_per_partition(records, request)
+    paths = grid.get_column("path").to_list()
+    current = warehouse.store.stamps(paths)
+    grid = grid.join(per, on=list(STATUS_COLUMNS), how="left", nulls_equal=True).with_columns(
+        pl.Series("_current", [current.get(p) for p in paths], dtype=pl.String()),
+        pl.col("_done").fill_null(False),
+    )
+    known = pl.col("_stamps").list.contains(pl.col("_current")).fill_null(False)
+    grid = grid.with_columns(
+        (
+            pl.col("_done")
+            & pl.col("_current").is_null()
+            & ((pl.col("_rows").fill_null(0) > 0) | (pl.col("_stamps").list.len() > 0))
+        )
+        .fill_null(False)
+        .alias("_gone"),
+        (pl.col("_done") & pl.col("_current").is_not_null() & ~known).alias("_suspect"),
+    )
+    todo = grid.filter(~pl.col("_done") | pl.col("_gone") | pl.col("_suspect"))
+    if todo.is_empty():
+        return Plan([])
+
+    def spec_of(row: dict[str, Any]) -> PartitionSpec:
+        exchange, dataset, interval = series[row["_series"]]
+        return PartitionSpec(exchange=exchange, dataset=dataset, interval=interval, day=row["day"])
+
+    rows = todo.select("_series", "day", "path", "_done", "_gone", "_suspect", "_current")
+    specs = [(spec_of(row), row) for row in rows.iter_rows(named=True)]
+    damaged = {
+        spec: f"missing: no file at {warehouse.store.uri(row['path'])} though coverage "
+        "records its rows"
+        for spec, row in specs
+        if row["_gone"]
+    }
+    suspect = [(spec, row) for spec, row in specs if row["_suspect"]]
+
+    def check(item: tuple[PartitionSpec, dict[str, Any]]) -> str | None:
+        return warehouse.validate(PartitionKey.of(item[0], layer))
+
+    if suspect:
+        with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
+            problems = list(pool.map(check, suspect))
+        damaged.update((spec, why) for (spec, _), why in zip(suspect, problems, strict=True) if why)
+        checked = {
+            status_key(spec): row["_current"]
+            for (spec, row), why in zip(suspect, problems, strict=True)
+            if not why
+        }
+        _record_checked_stamps(warehouse, records, checked)
+    return Plan([spec for spec, row in specs if not row["_done"] or spec in damaged], damaged)
 
 
 def missing_days(
