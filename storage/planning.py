@@ -202,68 +202,60 @@ def _series(request: RunRequest, *, derived: bool) -> list[Series]:
     return out
 
 
-def _partition_grid(request: RunRequest, layer: Layer, series: Sequence[Series]) -> pl.DataFrame:
-    """One row per partition of `request` (`STATUS_COLUMNS`, `_series` its index in `series`,
-    `path` its file), in the order `RunRequest.partitions` yields them: built per series and
-    day by Polars, the layout's path asked of `PartitionKey` once per series."""
+def _path_parts(
+    request: RunRequest, layer: Layer, series: Sequence[Series]
+) -> list[tuple[str, str]]:
+    """Per series, the text of its files' paths before and after the day (`2024-03-04`), as
+    the layout (`PartitionKey.path`) builds them: a path is then one concatenation a day."""
     first = request.days.start
-    prefixes = []
+    marker = f"{DATE_COLUMN}={first.isoformat()}"
+    parts = []
     for exchange, dataset, interval in series:
         spec = PartitionSpec(exchange=exchange, dataset=dataset, interval=interval, day=first)
-        path = PartitionKey.of(spec, layer).path
-        marker = f"{DATE_COLUMN}={first.isoformat()}"
-        head, tail = path.split(marker)
-        prefixes.append((head + f"{DATE_COLUMN}=", tail))
-    per_series = pl.DataFrame(
-        {
-            "exchange": [e.value for e, _, _ in series],
-            "dataset": [d.value for _, d, _ in series],
-            "interval": [i.value if i else None for _, _, i in series],
-            "_series": list(range(len(series))),
-            "_head": [head for head, _ in prefixes],
-            "_tail": [tail for _, tail in prefixes],
-        },
-        schema_overrides={"interval": pl.String(), "_series": pl.Int64()},
-    )
-    days = pl.date_range(request.days.start, request.days.end, "1d", eager=True).alias("day")
-    return (
-        days.to_frame()
-        .join(per_series, how="cross")
-        .sort("day", "_series")
-        .select(
-            *STATUS_COLUMNS,
-            "_series",
-            pl.concat_str("_head", pl.col("day").dt.strftime("%Y-%m-%d"), "_tail").alias("path"),
-        )
-    )
+        head, tail = PartitionKey.of(spec, layer).path.split(marker)
+        parts.append((f"{head}{DATE_COLUMN}=", tail))
+    return parts
 
 
-def _done_per_partition(records: pl.DataFrame, request: RunRequest) -> pl.DataFrame:
-    """Per partition the records name (`STATUS_COLUMNS`): `_done`, whether every symbol the
-    request asks of its dataset is complete or unavailable at the source; `_rows`, the rows
-    recorded present; `_stamps`, the file stamps recorded."""
+# What the index says of one partition: all requested symbols done, rows recorded, file stamps.
+_Recorded = tuple[bool, int, list[str]]
+
+
+def _recorded(records: pl.DataFrame, request: RunRequest) -> dict[StatusKey, _Recorded]:
+    """Per partition the records name (`StatusKey`): whether every symbol the request asks
+    of its dataset is complete or unavailable at the source, the rows recorded present and
+    the file stamps recorded (one Polars query; a Python step per partition, not per record)."""
+    if records.is_empty():
+        return {}
     wanted = pl.DataFrame(
         [(d.value, symbol) for d in request.datasets for symbol in set(request.symbols_for(d))],
         schema={"dataset": pl.String(), "symbol": pl.String()},
         orient="row",
     )
-    needed = wanted.group_by("dataset").agg(pl.len().cast(pl.Int64).alias("_needed"))
+    needed = wanted.lazy().group_by("dataset").agg(pl.len().cast(pl.Int64).alias("_needed"))
     done = pl.col("complete").fill_null(False) | pl.col("unavailable").is_not_null()
     per = (
-        records.join(wanted.with_columns(_asked=pl.lit(True)), on=["dataset", "symbol"], how="left")
+        records.lazy()
+        .join(wanted.lazy().with_columns(_asked=pl.lit(True)), on=["dataset", "symbol"], how="left")
         .group_by(STATUS_COLUMNS)
         .agg(
             pl.col("symbol").filter(done & pl.col("_asked").is_not_null()).n_unique().alias("_n"),
             pl.col("rows_present").fill_null(0).sum().alias("_rows"),
             pl.col("file_stamp").drop_nulls().unique().alias("_stamps"),
         )
+        .join(needed, on="dataset", how="left")
+        .select(
+            *STATUS_COLUMNS,
+            (pl.col("_n") >= pl.col("_needed").fill_null(0)).alias("_done"),
+            "_rows",
+            "_stamps",
+        )
+        .collect()
     )
-    return per.join(needed, on="dataset", how="left").select(
-        *STATUS_COLUMNS,
-        (pl.col("_n") >= pl.col("_needed").fill_null(0)).alias("_done"),
-        "_rows",
-        "_stamps",
-    )
+    return {
+        (exchange, dataset, interval, day): (done_, rows, stamps)
+        for exchange, dataset, interval, day, done_, rows, stamps in per.iter_rows()
+    }
 
 
 def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
@@ -277,77 +269,69 @@ def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
     written (or last checked) is the whole file that was written and is not read back; the
     others are read back in threads, and those that pass get their stamp recorded so the next
     plan skips them. The existence check is the same `stat` (`Store.stamps`): no file is
-    opened for it. Partitions are judged in Polars, one row each; a `PartitionSpec` is made
-    only for those to do, so a re-run of a long complete history costs a `stat` per file."""
+    opened for it. The index is reduced to one entry per partition by Polars, and partitions
+    are walked as plain tuples and path strings: a `PartitionSpec` is made only for those to
+    do, so a re-run of a long complete history costs little more than a `stat` per file."""
     derived = layer is not Layer.BRONZE
     if request.force:
         return Plan(list(request.partitions(derived=derived)))
     series = _series(request, derived=derived)
     if not series:
         return Plan([])
-    grid = _partition_grid(request, layer, series)
     records = warehouse.coverage.query(layer=layer, start=request.days.start, end=request.days.end)
-    if records.is_empty():
-        per = pl.DataFrame(
-            schema={
-                **dict.fromkeys(STATUS_COLUMNS, pl.String()),
-                "day": pl.Date(),
-                "_done": pl.Boolean(),
-                "_rows": pl.Int64(),
-                "_stamps": pl.List(pl.String()),
-            }
-        )
-    else:
-        per = _done_per_partition(records, request)
-    paths = grid.get_column("path").to_list()
-    current = warehouse.store.stamps(paths)
-    grid = grid.join(per, on=list(STATUS_COLUMNS), how="left", nulls_equal=True).with_columns(
-        pl.Series("_current", [current.get(p) for p in paths], dtype=pl.String()),
-        pl.col("_done").fill_null(False),
-    )
-    known = pl.col("_stamps").list.contains(pl.col("_current")).fill_null(False)
-    grid = grid.with_columns(
-        (
-            pl.col("_done")
-            & pl.col("_current").is_null()
-            & ((pl.col("_rows").fill_null(0) > 0) | (pl.col("_stamps").list.len() > 0))
-        )
-        .fill_null(False)
-        .alias("_gone"),
-        (pl.col("_done") & pl.col("_current").is_not_null() & ~known).alias("_suspect"),
-    )
-    todo = grid.filter(~pl.col("_done") | pl.col("_gone") | pl.col("_suspect"))
-    if todo.is_empty():
-        return Plan([])
+    recorded = _recorded(records, request)
+    names = [(e.value, d.value, i.value if i else None) for e, d, i in series]
+    parts = _path_parts(request, layer, series)
+    grid = [
+        (day, index, f"{head}{day.isoformat()}{tail}")
+        for day in request.days.days()
+        for index, (head, tail) in enumerate(parts)
+    ]
+    current = warehouse.store.stamps([path for _, _, path in grid])
+    nothing: _Recorded = (False, 0, [])
 
-    def spec_of(row: dict[str, Any]) -> PartitionSpec:
-        exchange, dataset, interval = series[row["_series"]]
-        return PartitionSpec(exchange=exchange, dataset=dataset, interval=interval, day=row["day"])
+    def spec_of(day: date, index: int) -> PartitionSpec:
+        exchange, dataset, interval = series[index]
+        return PartitionSpec(exchange=exchange, dataset=dataset, interval=interval, day=day)
 
-    rows = todo.select("_series", "day", "path", "_done", "_gone", "_suspect", "_current")
-    specs = [(spec_of(row), row) for row in rows.iter_rows(named=True)]
-    damaged = {
-        spec: f"missing: no file at {warehouse.store.uri(row['path'])} though coverage "
-        "records its rows"
-        for spec, row in specs
-        if row["_gone"]
-    }
-    suspect = [(spec, row) for spec, row in specs if row["_suspect"]]
-
-    def check(item: tuple[PartitionSpec, dict[str, Any]]) -> str | None:
-        return warehouse.validate(PartitionKey.of(item[0], layer))
-
+    todo: list[PartitionSpec] = []
+    damaged: dict[PartitionSpec, str] = {}
+    suspect: list[tuple[PartitionSpec, str, str]] = []  # (spec, path, current stamp)
+    for day, index, path in grid:
+        done, rows, stamps = recorded.get((*names[index], day), nothing)
+        if not done:
+            todo.append(spec_of(day, index))
+            continue
+        stamp = current.get(path)
+        if stamp is None:
+            if rows > 0 or stamps:
+                spec = spec_of(day, index)
+                todo.append(spec)
+                damaged[spec] = (
+                    f"missing: no file at {warehouse.store.uri(path)} though coverage records "
+                    "its rows"
+                )
+        elif stamp not in stamps:
+            spec = spec_of(day, index)
+            todo.append(spec)
+            suspect.append((spec, path, stamp))
     if suspect:
+
+        def check(item: tuple[PartitionSpec, str, str]) -> str | None:
+            return warehouse.validate(PartitionKey.of(item[0], layer))
+
         with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
             problems = list(pool.map(check, suspect))
-        damaged.update((spec, why) for (spec, _), why in zip(suspect, problems, strict=True) if why)
-        checked = {
-            status_key(spec): row["_current"]
-            for (spec, row), why in zip(suspect, problems, strict=True)
-            if not why
-        }
+        checked = {}
+        for (spec, _, stamp), why in zip(suspect, problems, strict=True):
+            if why:
+                damaged[spec] = why
+            else:
+                checked[status_key(spec)] = stamp
         _record_checked_stamps(warehouse, records, checked)
-    return Plan([spec for spec, row in specs if not row["_done"] or spec in damaged], damaged)
+        passed = {spec for spec, _, _ in suspect} - set(damaged)
+        todo = [spec for spec in todo if spec not in passed]
+    return Plan(todo, damaged)
 
 
 def missing_days(
