@@ -18,7 +18,7 @@ import polars as pl
 from models.enums import Dataset, Exchange, Interval
 from models.partitions import PartitionSpec
 from storage import Warehouse
-from storage.planning import bronze_complete_for
+from storage.planning import BronzeComplete, bronze_complete_for
 from tasks.context import RunContext
 from tasks.progress import Progress
 from tasks.runtime import settle_heap, shared_gate
@@ -66,6 +66,7 @@ def build_day(
     *,
     warehouse: Warehouse,
     force: bool = False,
+    bronze_complete: BronzeComplete | None = None,
 ) -> SilverDay:
     """Build the day's planned silver partitions, then the aggregates of the intervals they
     touch, from every exchange's silver of the day (not only the exchanges asked for).
@@ -73,13 +74,15 @@ def build_day(
     Every partition is attempted; a partition that raises, or whose write is refused (never
     shrink), is listed in `failures`. Raises `SilverDayFailed` at the end if any partition
     raised (so the task is retried); refused writes are reported, not retried. Bronze
-    coverage is read once for the day, the day's silver coverage published in one upsert
-    after its files, and the aggregates take the candles just written from memory.
+    coverage is read once for the day (or given: `bronze_complete`, read once for several
+    days by `build_days`), the day's silver coverage published in one upsert after its
+    files, and the aggregates take the candles just written from memory.
     """
     result = SilverDay(day=day)
     raised = False
     todays = [s for s in specs if s.day == day]
-    bronze_complete = bronze_complete_for(warehouse, todays)  # one coverage read for the day
+    if bronze_complete is None:
+        bronze_complete = bronze_complete_for(warehouse, todays)  # one coverage read for the day
     coverage: list[pl.DataFrame] = []
     written: dict[Interval, dict[Exchange, pl.DataFrame]] = defaultdict(dict)
     try:
@@ -149,8 +152,12 @@ async def build_days(
 ) -> list[SilverDay]:
     """`build_day` for each day in a thread, at most `days_at_once` at once in this process
     (a gate shared by every task); a failing day does not stop the others. Results in day
-    order; raises `SilverDaysFailed` (every day's result) at the end if any day raised."""
+    order; raises `SilverDaysFailed` (every day's result) at the end if any day raised.
+
+    Bronze coverage is read once for all the days (the bronze stage has ended: what it
+    records complete stays so, bronze is never degraded)."""
     settle_heap()
+    bronze_complete = await asyncio.to_thread(bronze_complete_for, ctx.warehouse, specs)
 
     async def one(day: date) -> SilverDay:
         async with shared_gate("silver-days", days_at_once):
@@ -162,6 +169,7 @@ async def build_days(
                     symbols,
                     warehouse=ctx.warehouse,
                     force=force,
+                    bronze_complete=bronze_complete,
                 )
             except SilverDayFailed as exc:
                 failed.add(day)
