@@ -214,10 +214,10 @@ class CoverageIndex:
             filters.append(pl.col("day") >= start)
         if end is not None:
             filters.append(pl.col("day") <= end)
-        records = self.records()
-        return (records.filter(*filters) if filters else records).sort(
-            list(COVERAGE_KEY), nulls_last=False
-        )
+        query = self.records().lazy()  # filter and sort in one query
+        if filters:
+            query = query.filter(*filters)
+        return query.sort(list(COVERAGE_KEY), nulls_last=False).collect()
 
     def compact(self) -> None:
         """Merge all snapshots and fragments into one snapshot, then delete what was merged."""

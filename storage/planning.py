@@ -26,13 +26,15 @@ from models.enums import Dataset, Exchange, Interval, Layer
 from models.partitions import PartitionSpec
 from models.selection import RunRequest
 from storage.coverage import merge_days
-from storage.layout import PartitionKey
+from storage.layout import DATE_COLUMN, PartitionKey
 from storage.warehouse import Warehouse
 
 # Threads reading stored files back when planning (pyarrow decodes outside the GIL).
 VALIDATE_THREADS = 8
 
 StatusKey = tuple[str, str, str | None, date]
+# The coverage columns naming a partition (`StatusKey`).
+STATUS_COLUMNS = ("exchange", "dataset", "interval", "day")
 
 
 def status_key(spec: PartitionSpec) -> StatusKey:
@@ -78,28 +80,34 @@ def coverage_status(
     status = CoverageStatus(records=records)
     if records.is_empty():
         return status
-    columns = (
-        "exchange",
-        "dataset",
-        "interval",
-        "day",
-        "symbol",
-        "complete",
-        "file_stamp",
-        "rows_present",
-        "unavailable",
+    complete = pl.col("complete").fill_null(False)
+    gone = ~complete & pl.col("unavailable").is_not_null()
+    grouped = records.group_by(STATUS_COLUMNS).agg(
+        pl.col("symbol").filter(complete).alias("complete"),
+        pl.col("symbol").filter(gone).alias("gone"),
+        pl.col("unavailable").filter(gone).alias("why"),
+        pl.col("file_stamp").drop_nulls().alias("stamps"),
+        pl.col("rows_present").fill_null(0).sum().alias("rows"),
     )
-    for exchange, dataset, interval, day, symbol, complete, stamp, rows, why in records.select(
-        columns
-    ).iter_rows():
+    for (
+        exchange,
+        dataset,
+        interval,
+        day,
+        done,
+        gone_symbols,
+        why,
+        stamps,
+        rows,
+    ) in grouped.iter_rows():
         key = (exchange, dataset, interval, day)
-        if complete:
-            status.complete[key].add(symbol)
-        elif why is not None:
-            status.unavailable[key][symbol] = why
-        if stamp is not None:
-            status.stamps[key].add(stamp)
-        status.rows[key] += rows or 0
+        if done:
+            status.complete[key] = set(done)
+        if gone_symbols:
+            status.unavailable[key] = dict(zip(gone_symbols, why, strict=True))
+        if stamps:
+            status.stamps[key] = set(stamps)
+        status.rows[key] = rows
     return status
 
 
@@ -152,47 +160,6 @@ class Plan(list[PartitionSpec]):
         self.damaged = damaged or {}
 
 
-def damaged_partitions(
-    warehouse: Warehouse,
-    layer: Layer,
-    specs: Sequence[PartitionSpec],
-    status: CoverageStatus | None = None,
-) -> dict[PartitionSpec, str]:
-    """The specs whose stored file fails `Warehouse.validate`, or is gone though coverage
-    records rows (or a file) for it: a missing file is missing, whatever the index says.
-
-    A file still carrying a stamp recorded in coverage when it was written (or last checked)
-    is the whole file that was written and is not read back; the others are read back in
-    threads, and those that pass get their stamp recorded so the next plan skips them. The
-    existence check is the same listing (`Warehouse.stamps`): no file is opened for it.
-    """
-    status = status or CoverageStatus()
-    keys = {spec: PartitionKey.of(spec, layer) for spec in specs}
-    current = warehouse.stamps(list(keys.values()))
-    gone = {
-        spec: f"missing: no file at {warehouse.path(key)} though coverage records its rows"
-        for spec, key in keys.items()
-        if key not in current
-        and (status.rows.get(status_key(spec), 0) > 0 or status.stamps.get(status_key(spec)))
-    }
-    suspect = [
-        spec
-        for spec, key in keys.items()
-        if key in current and current[key] not in status.stamps.get(status_key(spec), set())
-    ]
-
-    def check(spec: PartitionSpec) -> str | None:
-        return warehouse.validate(keys[spec])
-
-    with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
-        problems = list(pool.map(check, suspect))
-    damaged = {spec: why for spec, why in zip(suspect, problems, strict=True) if why}
-    damaged.update(gone)
-    checked = {status_key(s): current[keys[s]] for s in suspect if s not in damaged}
-    _record_checked_stamps(warehouse, status.records, checked)
-    return damaged
-
-
 def _record_checked_stamps(
     warehouse: Warehouse, records: pl.DataFrame, checked: dict[StatusKey, str]
 ) -> None:
@@ -220,22 +187,151 @@ def _record_checked_stamps(
         warehouse.coverage.upsert(restamped.drop("checked_stamp"))
 
 
+Series = tuple[Exchange, Dataset, Interval | None]
+
+
+def _series(request: RunRequest, *, derived: bool) -> list[Series]:
+    """The (exchange, dataset, interval) of each partition of one day of `request`, in the
+    order `RunRequest.partitions` yields them (every day has the same)."""
+    first = request.days.start
+    out: list[Series] = []
+    for spec in request.partitions(derived=derived):
+        if spec.day != first:
+            break
+        out.append((spec.exchange, spec.dataset, spec.interval))
+    return out
+
+
+def _path_parts(
+    request: RunRequest, layer: Layer, series: Sequence[Series]
+) -> list[tuple[str, str]]:
+    """Per series, the text of its files' paths before and after the day (`2024-03-04`), as
+    the layout (`PartitionKey.path`) builds them: a path is then one concatenation a day."""
+    first = request.days.start
+    marker = f"{DATE_COLUMN}={first.isoformat()}"
+    parts = []
+    for exchange, dataset, interval in series:
+        spec = PartitionSpec(exchange=exchange, dataset=dataset, interval=interval, day=first)
+        head, tail = PartitionKey.of(spec, layer).path.split(marker)
+        parts.append((f"{head}{DATE_COLUMN}=", tail))
+    return parts
+
+
+# What the index says of one partition: all requested symbols done, rows recorded, file stamps.
+_Recorded = tuple[bool, int, list[str]]
+
+
+def _recorded(records: pl.DataFrame, request: RunRequest) -> dict[StatusKey, _Recorded]:
+    """Per partition the records name (`StatusKey`): whether every symbol the request asks
+    of its dataset is complete or unavailable at the source, the rows recorded present and
+    the file stamps recorded (one Polars query; a Python step per partition, not per record)."""
+    if records.is_empty():
+        return {}
+    wanted = pl.DataFrame(
+        [(d.value, symbol) for d in request.datasets for symbol in set(request.symbols_for(d))],
+        schema={"dataset": pl.String(), "symbol": pl.String()},
+        orient="row",
+    )
+    needed = wanted.lazy().group_by("dataset").agg(pl.len().cast(pl.Int64).alias("_needed"))
+    done = pl.col("complete").fill_null(False) | pl.col("unavailable").is_not_null()
+    per = (
+        records.lazy()
+        .join(wanted.lazy().with_columns(_asked=pl.lit(True)), on=["dataset", "symbol"], how="left")
+        .group_by(STATUS_COLUMNS)
+        .agg(
+            pl.col("symbol").filter(done & pl.col("_asked").is_not_null()).n_unique().alias("_n"),
+            pl.col("rows_present").fill_null(0).sum().alias("_rows"),
+            pl.col("file_stamp").drop_nulls().unique().alias("_stamps"),
+        )
+        .join(needed, on="dataset", how="left")
+        .select(
+            *STATUS_COLUMNS,
+            (pl.col("_n") >= pl.col("_needed").fill_null(0)).alias("_done"),
+            "_rows",
+            "_stamps",
+        )
+        .collect()
+    )
+    return {
+        (exchange, dataset, interval, day): (done_, rows, stamps)
+        for exchange, dataset, interval, day, done_, rows, stamps in per.iter_rows()
+    }
+
+
 def plan(warehouse: Warehouse, layer: Layer, request: RunRequest) -> Plan:
     """Partitions of `request` still to do for `layer` (bronze: to fetch; silver: to build):
     every one if forced, else those not complete or unavailable at the source for every
-    requested symbol, or whose stored file is damaged (named in `Plan.damaged`)."""
-    specs = list(request.partitions(derived=layer is not Layer.BRONZE))
+    requested symbol, or whose stored file is damaged (named in `Plan.damaged`).
+
+    A partition recorded done is damaged when its file is gone though coverage records rows
+    (or a file) for it: a missing file is missing, whatever the index says; or when its file
+    fails `Warehouse.validate`. A file still carrying a stamp recorded in coverage when it was
+    written (or last checked) is the whole file that was written and is not read back; the
+    others are read back in threads, and those that pass get their stamp recorded so the next
+    plan skips them. The existence check is the same `stat` (`Store.stamps`): no file is
+    opened for it. The index is reduced to one entry per partition by Polars, and partitions
+    are walked as plain tuples and path strings: a `PartitionSpec` is made only for those to
+    do, so a re-run of a long complete history costs little more than a `stat` per file."""
+    derived = layer is not Layer.BRONZE
     if request.force:
-        return Plan(specs)
-    status = coverage_status(warehouse, layer, request.days.start, request.days.end)
+        return Plan(list(request.partitions(derived=derived)))
+    series = _series(request, derived=derived)
+    if not series:
+        return Plan([])
+    records = warehouse.coverage.query(layer=layer, start=request.days.start, end=request.days.end)
+    recorded = _recorded(records, request)
+    names = [(e.value, d.value, i.value if i else None) for e, d, i in series]
+    parts = _path_parts(request, layer, series)
+    grid = [
+        (day, index, f"{head}{day.isoformat()}{tail}")
+        for day in request.days.days()
+        for index, (head, tail) in enumerate(parts)
+    ]
+    current = warehouse.store.stamps([path for _, _, path in grid])
+    nothing: _Recorded = (False, 0, [])
+
+    def spec_of(day: date, index: int) -> PartitionSpec:
+        exchange, dataset, interval = series[index]
+        return PartitionSpec(exchange=exchange, dataset=dataset, interval=interval, day=day)
+
     todo: list[PartitionSpec] = []
-    complete: list[PartitionSpec] = []
-    for spec in specs:
-        done = set(request.symbols_for(spec.dataset)) <= status.done_symbols(spec)
-        (complete if done else todo).append(spec)
-    damaged = damaged_partitions(warehouse, layer, complete, status)
-    redo = set(todo) | set(damaged)
-    return Plan([s for s in specs if s in redo], damaged)
+    damaged: dict[PartitionSpec, str] = {}
+    suspect: list[tuple[PartitionSpec, str, str]] = []  # (spec, path, current stamp)
+    for day, index, path in grid:
+        done, rows, stamps = recorded.get((*names[index], day), nothing)
+        if not done:
+            todo.append(spec_of(day, index))
+            continue
+        stamp = current.get(path)
+        if stamp is None:
+            if rows > 0 or stamps:
+                spec = spec_of(day, index)
+                todo.append(spec)
+                damaged[spec] = (
+                    f"missing: no file at {warehouse.store.uri(path)} though coverage records "
+                    "its rows"
+                )
+        elif stamp not in stamps:
+            spec = spec_of(day, index)
+            todo.append(spec)
+            suspect.append((spec, path, stamp))
+    if suspect:
+
+        def check(item: tuple[PartitionSpec, str, str]) -> str | None:
+            return warehouse.validate(PartitionKey.of(item[0], layer))
+
+        with ThreadPoolExecutor(max_workers=VALIDATE_THREADS) as pool:
+            problems = list(pool.map(check, suspect))
+        checked = {}
+        for (spec, _, stamp), why in zip(suspect, problems, strict=True):
+            if why:
+                damaged[spec] = why
+            else:
+                checked[status_key(spec)] = stamp
+        _record_checked_stamps(warehouse, records, checked)
+        passed = {spec for spec, _, _ in suspect} - set(damaged)
+        todo = [spec for spec in todo if spec not in passed]
+    return Plan(todo, damaged)
 
 
 def missing_days(

@@ -535,8 +535,9 @@ def _store_fetched(
     schema_frame = empty_bronze(spec.exchange, spec.dataset)
     offered = pl.concat([schema_frame, *frames], how="vertical_relaxed")
     stored_symbols = set(stored.get_column("symbol").unique()) if stored is not None else set()
+    checked: Validated | None = None  # `offered` judged once, for the guard and for coverage
     if closed and stored is not None:
-        offered = _refuse_degraded(spec, stored, offered, summary)
+        offered, checked = _refuse_degraded(spec, stored, offered, summary)
     unlisted_kept = sorted(set(summary.symbols_not_listed) & stored_symbols)
     summary.symbols_kept_unlisted = unlisted_kept
     for symbol in unlisted_kept:
@@ -569,7 +570,7 @@ def _store_fetched(
     if coverage_symbols:
         records = bronze_coverage(
             spec,
-            assess(spec, offered),
+            checked if checked is not None else assess(spec, offered),
             coverage_symbols,
             closed=closed,
             now=now,
@@ -595,14 +596,18 @@ def _read_stored(warehouse: Warehouse, key: PartitionKey) -> pl.DataFrame | None
 
 def _refuse_degraded(
     spec: PartitionSpec, stored: pl.DataFrame, offered: pl.DataFrame, summary: FetchSummary
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, Validated | None]:
     """`offered` without the fetched symbols whose answer would degrade the stored closed day
     (a valid stored row lost or now invalid, judged by `assess`); each refused symbol keeps
-    its stored rows (merged back as unfetched) and is reported as a failure."""
+    its stored rows (merged back as unfetched) and is reported as a failure.
+
+    Also returns the judgement of the rows kept (`assess` of the returned frame, None when
+    nothing was judged), so coverage does not judge them again: `assess` judges each symbol's
+    rows on their own, so leaving a symbol out of its result equals judging the rest."""
     fetched = summary.symbols_fetched
     before = stored.filter(pl.col("symbol").is_in(fetched))
     if before.is_empty():
-        return offered
+        return offered, None
     old, new = assess(spec, before), assess(spec, offered)
     refused = refused_symbols(
         old.good,
@@ -611,11 +616,20 @@ def _refuse_degraded(
         offered_quarantine=new.quarantine,
     )
     if not refused:
-        return offered
+        return offered, new
     for symbol, why in refused.items():
         summary.symbols_fetched.remove(symbol)
         summary.failures[symbol] = f"refused the exchange's answer for this closed day: {why}"
-    return offered.filter(~pl.col("symbol").is_in(list(refused)))
+    kept = ~pl.col("symbol").is_in(list(refused))
+    return offered.filter(kept), _without_symbols(new, kept)
+
+
+def _without_symbols(checked: Validated, kept: pl.Expr) -> Validated:
+    """`checked` restricted to the rows `kept` selects (by symbol), counts left as they were
+    (coverage reads only the rows)."""
+    return Validated(
+        checked.good.filter(kept), checked.quarantine.filter(kept), checked.source, checked.counts
+    )
 
 
 async def fetch_instruments(

@@ -113,7 +113,6 @@ async def build_silver_days_task(
     days: list[date],
     specs: list[PartitionSpec],
     symbols: dict[Dataset, list[str]],
-    exchanges: list[Exchange],
     ctx: RunContext,
     force: bool = False,
     progress: Progress | None = None,
@@ -121,7 +120,7 @@ async def build_silver_days_task(
     """Build several days' planned silver partitions and aggregates; raises
     `SilverDaysFailed` if any day failed (the silver stage builds those days again)."""
     return await silver_day.build_days(
-        days, specs, symbols, exchanges, ctx=ctx, force=force, progress=progress
+        days, specs, symbols, ctx=ctx, force=force, progress=progress
     )
 
 
@@ -169,7 +168,6 @@ class PrefectUnits:
         days: Sequence[date],
         specs: Sequence[PartitionSpec],
         symbols: Mapping[Dataset, Sequence[str]],
-        exchanges: Sequence[Exchange],
         ctx: RunContext,
         *,
         force: bool,
@@ -180,7 +178,6 @@ class PrefectUnits:
             list(days),
             list(specs),
             {d: list(s) for d, s in symbols.items()},
-            list(exchanges),
             ctx,
             force,
             progress,

@@ -18,7 +18,7 @@ import polars as pl
 from models.enums import Dataset, Exchange, Interval
 from models.partitions import PartitionSpec
 from storage import Warehouse
-from storage.planning import bronze_complete_for
+from storage.planning import BronzeComplete, bronze_complete_for
 from tasks.context import RunContext
 from tasks.progress import Progress
 from tasks.runtime import settle_heap, shared_gate
@@ -63,25 +63,26 @@ def build_day(
     day: date,
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
-    exchanges: Sequence[Exchange],
     *,
     warehouse: Warehouse,
     force: bool = False,
+    bronze_complete: BronzeComplete | None = None,
 ) -> SilverDay:
     """Build the day's planned silver partitions, then the aggregates of the intervals they
-    touch, from every exchange's silver of the day (not only the run's `exchanges`, which
-    name what was asked for).
+    touch, from every exchange's silver of the day (not only the exchanges asked for).
 
     Every partition is attempted; a partition that raises, or whose write is refused (never
     shrink), is listed in `failures`. Raises `SilverDayFailed` at the end if any partition
     raised (so the task is retried); refused writes are reported, not retried. Bronze
-    coverage is read once for the day, the day's silver coverage published in one upsert
-    after its files, and the aggregates take the candles just written from memory.
+    coverage is read once for the day (or given: `bronze_complete`, read once for several
+    days by `build_days`), the day's silver coverage published in one upsert after its
+    files, and the aggregates take the candles just written from memory.
     """
     result = SilverDay(day=day)
     raised = False
     todays = [s for s in specs if s.day == day]
-    bronze_complete = bronze_complete_for(warehouse, todays)  # one coverage read for the day
+    if bronze_complete is None:
+        bronze_complete = bronze_complete_for(warehouse, todays)  # one coverage read for the day
     coverage: list[pl.DataFrame] = []
     written: dict[Interval, dict[Exchange, pl.DataFrame]] = defaultdict(dict)
     try:
@@ -143,7 +144,6 @@ async def build_days(
     days: Sequence[date],
     specs: Sequence[PartitionSpec],
     symbols: Mapping[Dataset, Sequence[str]],
-    exchanges: Sequence[Exchange],
     *,
     ctx: RunContext,
     force: bool = False,
@@ -152,8 +152,12 @@ async def build_days(
 ) -> list[SilverDay]:
     """`build_day` for each day in a thread, at most `days_at_once` at once in this process
     (a gate shared by every task); a failing day does not stop the others. Results in day
-    order; raises `SilverDaysFailed` (every day's result) at the end if any day raised."""
+    order; raises `SilverDaysFailed` (every day's result) at the end if any day raised.
+
+    Bronze coverage is read once for all the days (the bronze stage has ended: what it
+    records complete stays so, bronze is never degraded)."""
     settle_heap()
+    bronze_complete = await asyncio.to_thread(bronze_complete_for, ctx.warehouse, specs)
 
     async def one(day: date) -> SilverDay:
         async with shared_gate("silver-days", days_at_once):
@@ -163,9 +167,9 @@ async def build_days(
                     day,
                     specs,
                     symbols,
-                    exchanges,
                     warehouse=ctx.warehouse,
                     force=force,
+                    bronze_complete=bronze_complete,
                 )
             except SilverDayFailed as exc:
                 failed.add(day)

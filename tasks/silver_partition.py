@@ -19,7 +19,7 @@ from storage import PartitionKey, ShrinkRefused, Warehouse
 from storage.planning import BronzeComplete
 from tasks.transform.coverage import ohlcv_coverage
 from tasks.transform.degrade import keep_stored, refused_symbols
-from tasks.transform.ohlcv import resample_ohlcv
+from tasks.transform.ohlcv import BRONZE_COLUMNS, resample_ohlcv
 from tasks.transform.silver_batch import build_silver
 from tasks.transform.validate import validate
 
@@ -102,7 +102,9 @@ def write_partition(
         )
         summary.counts = {"input": data.height + quarantine.height, "good": data.height}
     else:
-        bronze = warehouse.read(PartitionKey.of(spec))
+        # only the columns the normalizer reads (candles: a third of Binance's are not)
+        columns = BRONZE_COLUMNS.get(spec.exchange) if spec.dataset is Dataset.OHLCV else None
+        bronze = warehouse.read(PartitionKey.of(spec), columns=columns)
         if bronze is None:
             from models.bronze import empty_bronze
 

@@ -88,7 +88,6 @@ async def _build_chunk(
                 todo,
                 [s for s in specs if s.day in todo],
                 request.symbol_map(),
-                request.exchanges,
                 ctx,
                 force=request.force,
                 progress=progress,

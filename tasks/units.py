@@ -43,7 +43,6 @@ class Units(Protocol):
         days: Sequence[date],
         specs: Sequence[PartitionSpec],
         symbols: Mapping[Dataset, Sequence[str]],
-        exchanges: Sequence[Exchange],
         ctx: RunContext,
         *,
         force: bool,
@@ -80,14 +79,13 @@ class DirectUnits:
         days: Sequence[date],
         specs: Sequence[PartitionSpec],
         symbols: Mapping[Dataset, Sequence[str]],
-        exchanges: Sequence[Exchange],
         ctx: RunContext,
         *,
         force: bool,
         progress: Progress | None,
     ) -> list[silver_day.SilverDay]:
         return await silver_day.build_days(
-            days, specs, symbols, exchanges, ctx=ctx, force=force, progress=progress
+            days, specs, symbols, ctx=ctx, force=force, progress=progress
         )
 
 

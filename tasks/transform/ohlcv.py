@@ -110,6 +110,22 @@ def _coinbase() -> _Candles:
 _CANDLES = {Exchange.BINANCE: _binance(), Exchange.OKX: _okx(), Exchange.COINBASE: _coinbase()}
 
 
+def _read_columns(candles: _Candles) -> tuple[str, ...]:
+    """The bronze columns `candles` reads, with those `normalize_ohlcv` and `validated` read
+    of every bronze row (exchange, symbol, interval, fetched_at)."""
+    roots = {"exchange", "symbol", "interval", FETCHED_AT}
+    for expr in (candles.closed, *candles.columns):
+        roots.update(expr.meta.root_names())
+    return tuple(sorted(roots))
+
+
+# Per exchange, the bronze columns silver needs (raw fields such as Binance's taker volumes
+# or OKX's volCcy are kept in bronze, never read into silver).
+BRONZE_COLUMNS: dict[Exchange, tuple[str, ...]] = {
+    exchange: _read_columns(candles) for exchange, candles in _CANDLES.items()
+}
+
+
 def _normalize(bronze: pl.DataFrame, name: object) -> pl.DataFrame:
     """Bronze candles of the one exchange `name` (as bronze spells it) → working rows."""
     try:

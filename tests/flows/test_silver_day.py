@@ -22,7 +22,6 @@ from tasks.silver_partition import BuiltPartition, SilverSummary
 
 DAY = date(2024, 3, 4)
 SYMBOLS = {Dataset.OHLCV: ["BTCUSDT"], Dataset.FUNDING: ["BTCUSDT"]}
-EXCHANGES = [Exchange.BINANCE, Exchange.COINBASE]
 CTX = RunContext(Settings(warehouse="unused"))
 
 
@@ -58,7 +57,7 @@ def test_native_then_resampled_then_aggregates(calls: list[str]) -> None:
         spec(Exchange.BINANCE, None),
         spec(Exchange.BINANCE, Interval.H4, day=date(2024, 3, 5)),  # another day: not built
     ]
-    result = silver_day.build_day(DAY, specs, SYMBOLS, EXCHANGES, warehouse=CTX.warehouse)
+    result = silver_day.build_day(DAY, specs, SYMBOLS, warehouse=CTX.warehouse)
     assert calls == [
         "coinbase/ohlcv/1h/2024-03-04",
         "binance/funding/2024-03-04",
@@ -75,7 +74,7 @@ def test_a_failing_partition_is_named_and_the_rest_of_the_day_is_built(
 ) -> None:
     specs = [spec(Exchange.BINANCE, Interval.H1), spec(Exchange.COINBASE, Interval.H1)]
     with pytest.raises(silver_day.SilverDayFailed) as failed:
-        silver_day.build_day(DAY, specs, SYMBOLS, EXCHANGES, warehouse=CTX.warehouse)
+        silver_day.build_day(DAY, specs, SYMBOLS, warehouse=CTX.warehouse)
     result = failed.value.result
     assert result.failures == ["binance/ohlcv/1h/2024-03-04: OSError: disk full"]
     assert [p.partition for p in result.partitions] == ["coinbase/ohlcv/1h/2024-03-04"]
@@ -91,7 +90,7 @@ def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> Non
     specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
     specs.append(spec(Exchange.BINANCE, Interval.H1, day=bad))  # raises (see `calls`)
     with pytest.raises(silver_day.SilverDaysFailed) as failed:
-        asyncio.run(silver_day.build_days(list(reversed(days)), specs, SYMBOLS, EXCHANGES, ctx=CTX))
+        asyncio.run(silver_day.build_days(list(reversed(days)), specs, SYMBOLS, ctx=CTX))
     results = failed.value.results
     assert [r.day for r in results] == days  # in order, the day after the failure built too
     assert [len(r.partitions) for r in results] == [1, 1, 1]
@@ -109,7 +108,7 @@ def test_build_days_keeps_the_good_days_when_one_raises(calls: list[str]) -> Non
 def test_build_days_returns_every_day_when_none_raises(calls: list[str]) -> None:
     days = [DAY, DAY + timedelta(days=1)]
     specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
-    results = asyncio.run(silver_day.build_days(days, specs, SYMBOLS, EXCHANGES, ctx=CTX))
+    results = asyncio.run(silver_day.build_days(days, specs, SYMBOLS, ctx=CTX))
     assert [(r.day, len(r.partitions), r.failures) for r in results] == [
         (days[0], 1, []),
         (days[1], 1, []),
@@ -147,7 +146,7 @@ def test_build_days_builds_a_few_days_at_once(monkeypatch: pytest.MonkeyPatch) -
 
     async def run() -> list[list[silver_day.SilverDay]]:
         calls = [  # two tasks' worth of days at the same time share the gate
-            silver_day.build_days(chunk, [], SYMBOLS, EXCHANGES, ctx=CTX, days_at_once=2)
+            silver_day.build_days(chunk, [], SYMBOLS, ctx=CTX, days_at_once=2)
             for chunk in (days[:4], days[4:])
         ]
         return list(await asyncio.gather(*calls))
