@@ -15,7 +15,10 @@ the machine), then warm (files prebuilt, as the live archive serves them) `--rep
 the figures are the fastest warm run's, the cold wall time beside them.
 
     python -m benchmarks.archive [--year 2024] [--months 12] [--memory-check]
-        [--symbols BTCUSDT,...] [--concurrency 16]
+        [--symbols BTCUSDT,...] [--concurrency 16] [--to-bronze]
+
+`--to-bronze` also runs the year through the bronze stage a backfill runs (listings, planning,
+never-degrade, coverage, Parquet per day) into a fresh warehouse: `archive_bronze_*` keys.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -134,6 +138,43 @@ async def fetch_year(
         }
 
 
+async def bronze_year(
+    url: str, symbols: list[str], year: int, months: int, warehouse: str
+) -> dict[str, Any]:
+    """The same year through the bronze stage a backfill runs (`run_bronze`: listings,
+    planning, the archive client, never-degrade, coverage, one Parquet file per day), its units
+    run in this process (no Prefect task runs), into an empty local warehouse."""
+    from models.selection import Selection
+    from models.settings import Settings
+    from tasks.bronze_stage import run_bronze
+    from tasks.context import RunContext
+
+    days = year_days(year, months)
+    settings = Settings(
+        warehouse=warehouse, sandbox_url=url, binance_source="auto", exchanges=["binance"]
+    )
+    request = Selection(
+        start=days[0].date(),
+        end=days[-1].date(),
+        exchanges=["binance"],
+        symbols=symbols,
+        intervals=["1m"],
+        datasets=["ohlcv"],
+    ).resolve(settings)
+    ctx = RunContext(settings)
+    began, cpu_began = time.perf_counter(), cpu_s()
+    try:
+        report = await run_bronze(request, ctx)
+    finally:
+        await ctx.aclose()
+    return {
+        "wall_s": round(time.perf_counter() - began, 2),
+        "cpu_s": round(cpu_s() - cpu_began, 2),
+        "rows": report.rows,
+        "failed": len(report.failures),
+    }
+
+
 def rest_floor(rows: int, symbols: int, days: int) -> dict[str, float]:
     """The REST allowance floor for `rows` 1m candles: packed 1,000 per request, and as the
     per-day partitions ask them (two requests per symbol-day)."""
@@ -164,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=3, help="warm runs, the fastest kept (0: the cold run only)"
     )
     parser.add_argument(
+        "--to-bronze",
+        action="store_true",
+        help="also run the year through the bronze stage into a fresh local warehouse",
+    )
+    parser.add_argument(
         "--memory-check",
         action="store_true",
         help="also run 3 months in a fresh process and report its peak RSS beside the year's",
@@ -183,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeats)
         ]
         sandbox_after = process_cpu_s(pid)
+        bronze = None
+        if args.to_bronze:
+            with tempfile.TemporaryDirectory(prefix="archive-bench-") as warehouse:
+                bronze = asyncio.run(
+                    bronze_year(sandbox.url, symbols, args.year, args.months, warehouse)
+                )
     # The machine is shared: the fastest warm run is the one least slowed by other processes.
     result = dict(min(runs or [cold], key=lambda r: float(r["wall_s"])))
     result["wall_s_runs"] = [r["wall_s"] for r in runs]
@@ -209,6 +261,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "archive_target_speedup": 10,
     }
+    if bronze is not None:
+        report["archive_bronze_wall_s"] = bronze["wall_s"]
+        report["archive_bronze_cpu_s"] = bronze["cpu_s"]
+        report["archive_bronze_rows"] = bronze["rows"]
+        report["archive_bronze_failed"] = bronze["failed"]
+        report["archive_bronze_speedup_vs_floor_packed"] = round(
+            floor["floor_s_packed"] / bronze["wall_s"], 1
+        )
     if args.memory_check:
         for months in (3, 12):
             report[f"archive_peak_rss_mb_{months}_months_alone"] = alone_rss(args, months)
