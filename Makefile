@@ -63,7 +63,7 @@ lock: $(STAMP)
 # realistic universe, limits off, beside 10 symbols (benchmarks/scale.py).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --full
-	$(BIN)/python -m benchmarks.archive --memory-check
+	$(BIN)/python -m benchmarks.archive --memory-check --to-bronze
 	$(BIN)/python -m benchmarks.scale
 
 bench-quick: $(STAMP)
