@@ -18,6 +18,7 @@ import polars as pl
 
 from models.coverage import COVERAGE_SCHEMA
 from models.enums import Exchange, Interval, Layer
+from models.partitions import PartitionSpec
 from storage.layout import shape_of
 from storage.warehouse import Warehouse
 
@@ -116,3 +117,33 @@ def _reset_coverage(
     )
     warehouse.coverage.upsert(reset)
     return reset.height
+
+
+def mark_stale(warehouse: Warehouse, layer: Layer, specs: list[PartitionSpec], reason: str) -> int:
+    """Mark the `layer` coverage records of `specs` not complete (rows and files kept), so the
+    next run of that layer builds them again: e.g. silver days whose bronze a source replaced.
+    `reason` goes to `gap_reason` and the log; returns how many records were marked."""
+    marked: list[pl.DataFrame] = []
+    for spec in specs:
+        interval = spec.interval.value if spec.interval is not None else None
+        records = warehouse.coverage.query(
+            layer=layer,
+            dataset=spec.dataset.value,
+            exchange=spec.exchange.value,
+            interval=interval,
+            start=spec.day,
+            end=spec.day,
+        )
+        records = records.filter(pl.col("complete"))
+        if not records.is_empty():
+            marked.append(records)
+            log.warning("%s %s marked for rebuilding: %s", layer.value, spec.label, reason)
+    if not marked:
+        return 0
+    stale = pl.concat(marked, how="vertical_relaxed").with_columns(
+        pl.lit(False).alias("complete"),
+        pl.lit(datetime.now(UTC)).cast(COVERAGE_SCHEMA["updated_at"]).alias("updated_at"),
+        pl.lit(reason, pl.String).alias("gap_reason"),
+    )
+    warehouse.coverage.upsert(stale)
+    return stale.height

@@ -27,9 +27,10 @@ from collections import defaultdict
 from clients.binance import BinanceClient
 from clients.binance_archive import ArchiveUnavailable, StoredFile
 from models.dates import is_closed
-from models.enums import Dataset, Exchange, MarketKind
-from models.partitions import PartitionSpec
+from models.enums import Dataset, Exchange, Layer, MarketKind
+from models.partitions import RESAMPLED_FROM, PartitionSpec
 from models.selection import RunRequest
+from storage.discard import mark_stale
 from storage.layout import PartitionKey
 from storage.planning import Plan
 from storage.warehouse import Warehouse
@@ -75,6 +76,30 @@ def stored_files(
             if stored is not None and path is not None:
                 found[(path, stored.name)][stored].add(spec)
     return found
+
+
+def built_from(request: RunRequest, spec: PartitionSpec) -> list[PartitionSpec]:
+    """The silver partitions of `request` built from bronze `spec`: the same series, and the
+    intervals resampled from it (e.g. Coinbase 4h from 1h)."""
+    return [
+        built
+        for built in request.partitions(derived=True)
+        if (built.exchange, built.dataset, built.day) == (spec.exchange, spec.dataset, spec.day)
+        and (
+            built.interval == spec.interval
+            or (built.interval is not None and RESAMPLED_FROM.get(built.interval) == spec.interval)
+        )
+    ]
+
+
+def _silver_stale(
+    warehouse: Warehouse, request: RunRequest, replaced: dict[PartitionSpec, str]
+) -> None:
+    """Silver built from a replaced file is rebuilt by the next silver run (its records are
+    marked not complete now, before the re-ingest: a rebuild from unchanged bronze is
+    harmless, a silver day left on the old file's values is not)."""
+    for spec, why in replaced.items():
+        mark_stale(warehouse, Layer.SILVER, built_from(request, spec), f"bronze re-ingested: {why}")
 
 
 async def recheck_archive(ctx: RunContext, request: RunRequest, planned: Plan) -> Plan:
@@ -131,8 +156,10 @@ async def recheck_archive(ctx: RunContext, request: RunRequest, planned: Plan) -
     if len(damaged) == len(planned.damaged):
         log.info("archive recheck: %d stored archive files unchanged", len(keys))
         return planned
-    for spec, why in damaged.items():
+    replaced = {spec: why for spec, why in damaged.items() if spec not in planned.damaged}
+    for spec, why in replaced.items():
         if spec not in todo:
             log.warning("bronze %s: %s; re-ingesting it", spec.label, why)
+    await asyncio.to_thread(_silver_stale, ctx.warehouse, request, replaced)
     order = [s for s in request.partitions(derived=False) if s in todo or s in damaged]
     return Plan(order, damaged)

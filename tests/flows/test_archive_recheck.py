@@ -18,13 +18,14 @@ from typing import Any
 import polars as pl
 import pytest
 
-from models.enums import Dataset, Exchange, Interval
+from models.enums import Dataset, Exchange, Interval, Layer
 from models.partitions import PartitionSpec
 from models.selection import Selection
 from models.settings import load_settings
 from storage import PartitionKey, Warehouse
 from tasks.bronze_stage import run_bronze
 from tasks.context import RunContext
+from tasks.silver_stage import run_silver
 from tasks.units import DIRECT
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -55,6 +56,37 @@ def bronze(warehouse: Path, url: str, *, recheck: bool) -> Any:
     return asyncio.run(go())
 
 
+def silver(warehouse: Path, url: str) -> Any:
+    async def go() -> Any:
+        settings = load_settings(warehouse=str(warehouse), sandbox_url=url)
+        ctx = RunContext(settings)
+        selection = Selection(
+            start=DAYS[0],
+            end=DAYS[1],
+            exchanges=[Exchange.BINANCE],
+            datasets=[Dataset.OHLCV],
+            intervals=[Interval.M1],
+            symbols=SYMBOLS,
+        )
+        return await run_silver(selection.resolve(ctx.settings), ctx, DIRECT)
+
+    return asyncio.run(go())
+
+
+def silver_trades(warehouse: Path, day: date, symbol: str) -> pl.Series:
+    spec = PartitionSpec(
+        exchange=Exchange.BINANCE, dataset=Dataset.OHLCV, interval=Interval.M1, day=day
+    )
+    frame = Warehouse(str(warehouse)).read(PartitionKey.of(spec, Layer.SILVER))
+    assert frame is not None
+    return frame.filter(pl.col("symbol") == symbol).sort("ts").get_column("trades")
+
+
+def silver_complete(warehouse: Path) -> list[bool]:
+    records = Warehouse(str(warehouse)).coverage.query(layer=Layer.SILVER, dataset="ohlcv")
+    return records.filter(pl.col("symbol") == "BTCUSDT").get_column("complete").to_list()
+
+
 def stored(warehouse: Path, day: date) -> pl.DataFrame:
     spec = PartitionSpec(
         exchange=Exchange.BINANCE, dataset=Dataset.OHLCV, interval=Interval.M1, day=day
@@ -78,6 +110,8 @@ def test_a_replaced_archive_file_is_reingested_never_degrading(
     faults = archive_faults(server.app)
     first = bronze(tmp_path, server.url, recheck=False)
     assert first.failures == []
+    assert silver(tmp_path, server.url).failures == []
+    built = {day: silver_trades(tmp_path, day, "BTCUSDT") for day in DAYS}
     before = {day: stored(tmp_path, day) for day in DAYS}
     for day in DAYS:
         assert before[day].height == 2 * 1440
@@ -112,6 +146,13 @@ def test_a_replaced_archive_file_is_reingested_never_degrading(
         assert btc_now["close"].equals(btc_old["close"])
         eth = now.filter(pl.col("symbol") == "ETHUSDT").drop("fetched_at")
         assert eth.equals(before[day].filter(pl.col("symbol") == "ETHUSDT").drop("fetched_at"))
+
+    # Silver built from the old file is rebuilt by the next silver run, with the new values.
+    assert silver_complete(tmp_path) == [False, False]
+    assert silver(tmp_path, server.url).failures == []
+    assert silver_complete(tmp_path) == [True, True]
+    for day in DAYS:
+        assert (silver_trades(tmp_path, day, "BTCUSDT") - built[day]).unique().to_list() == [1]
 
     # Checked again: nothing left to redo.
     asked = faults.requests
