@@ -219,10 +219,11 @@ class RunSummary:
             table.add_row("quarantined", f"{silver.quarantined:,} rows")
         if self.report is not None and self.report.chunks:
             table.add_row("chunk runs", f"{self.report.chunks:,}")
-        total = sum(r.get("requests", 0) for r in requests.values())
+        total = sum(r.get("requests", 0) + r.get("archive_requests", 0) for r in requests.values())
         if requests:
             detail = ", ".join(
-                f"{exchange} {r.get('requests', 0):,}"
+                f"{exchange} {r.get('requests', 0) + r.get('archive_requests', 0):,}"
+                + (f" ({r['archive_requests']:,} archive)" if r.get("archive_requests") else "")
                 + (f" ({r['retries']:,} retries)" if r.get("retries") else "")
                 + (f" ({r['rate_limited']:,} rate limited)" if r.get("rate_limited") else "")
                 for exchange, r in sorted(requests.items())

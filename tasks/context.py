@@ -50,7 +50,7 @@ class RunContext:
 
     def client_stats(self) -> dict[str, dict[str, int]]:
         """Requests, retries and refusals of the run's clients so far (closed ones too), per
-        exchange."""
+        exchange; `archive_requests` beside them where a bulk archive was read."""
         out: dict[str, dict[str, int]] = {}
         clients = [(exchange, c) for (exchange, _), c in self._clients.items()] + self._closed
         for exchange, client in clients:
@@ -59,6 +59,9 @@ class RunContext:
             row["requests"] += s.requests
             row["retries"] += s.retries
             row["rate_limited"] += s.rate_limited
+            archive = getattr(client, "archive", None)  # Binance's bulk archive transport
+            if archive is not None and archive.stats.requests:
+                row["archive_requests"] = row.get("archive_requests", 0) + archive.stats.requests
         return out
 
     async def aclose(self) -> None:

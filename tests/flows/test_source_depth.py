@@ -49,7 +49,9 @@ def run(warehouse: Path, url: str, selection: Selection) -> tuple[Any, Any, RunC
 
 
 def requests(ctx: RunContext) -> int:
-    return sum(row["requests"] for row in ctx.client_stats().values())
+    return sum(
+        row["requests"] + row.get("archive_requests", 0) for row in ctx.client_stats().values()
+    )
 
 
 def test_two_years_of_funding_and_open_interest_complete_or_unavailable(
