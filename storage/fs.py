@@ -166,8 +166,18 @@ class Store:
         return self.fs.open_input_file(self.full(rel))
 
     def read_bytes(self, rel: str) -> bytes:
-        with self.fs.open_input_stream(self.full(rel)) as stream:
-            return bytes(stream.read())
+        """The whole object; `FileNotFoundError` if it is gone, also when S3 answers the GET
+        404 after the object was listed (Arrow raises a plain `OSError` then): the coverage
+        index retries on it when another process compacted meanwhile."""
+        try:
+            with self.fs.open_input_stream(self.full(rel)) as stream:
+                return bytes(stream.read())
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if _is_not_found(exc):
+                raise FileNotFoundError(f"{self.full(rel)}: {exc}") from exc
+            raise
 
     def list_files(self, rel: str) -> list[str]:
         """Relative paths of all files under `rel`, recursively, skipping dot/underscore names."""
@@ -245,3 +255,9 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _is_not_found(error: OSError) -> bool:
+    """Whether Arrow's S3 error is a missing key (`RESOURCE_NOT_FOUND`, `NoSuchKey`)."""
+    text = str(error)
+    return "RESOURCE_NOT_FOUND" in text or "NoSuchKey" in text

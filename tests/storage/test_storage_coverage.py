@@ -420,3 +420,23 @@ def test_a_reader_racing_compactions_elsewhere_reads_every_record(warehouse: War
     assert racing.races == 12  # more consecutive races than a fixed handful of attempts
     assert records.height == 2 + 12
     assert set(records["symbol"]) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+
+
+class _GoneBetweenHeadAndGet:
+    """A filesystem whose object vanished after S3 answered its HEAD: Arrow then raises a plain
+    `OSError` from the GET, not `FileNotFoundError`."""
+
+    def open_input_stream(self, path: str) -> Any:
+        raise OSError(
+            f"When reading information for key '{path}': AWS Error RESOURCE_NOT_FOUND "
+            "during GetObject operation: "
+        )
+
+
+def test_an_object_gone_between_listing_and_get_reads_as_not_found(
+    warehouse: Warehouse,
+) -> None:
+    store = Store(warehouse.store.location)
+    store.fs = _GoneBetweenHeadAndGet()  # type: ignore[assignment]
+    with pytest.raises(FileNotFoundError, match="RESOURCE_NOT_FOUND"):
+        store.read_bytes("_coverage/fragments/x.parquet")
