@@ -270,6 +270,24 @@ async def create_flow_runs(parameters: list[dict[str, Any]]) -> list[Any]:
         ]
 
 
+async def workers_online(names: list[str], timeout: float = 120) -> None:
+    """Return once every named worker of the pool polls the API (so flow runs created next
+    are taken by all of them at once, not by the first up while the others still start)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import WorkerStatus
+
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while True:
+            workers = await client.read_workers_for_work_pool(work_pool_name=POOL)
+            online = {w.name for w in workers if w.status == WorkerStatus.ONLINE}
+            if set(names) <= online:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers not online after {timeout:.0f}s: {names}, {online}")
+            await asyncio.sleep(0.25)
+
+
 async def wait_final(flow_run_ids: list[Any], timeout: float) -> list[Any]:
     """The flow runs once every one is in a final state (or as they are at `timeout`)."""
     from prefect.client.orchestration import get_client
@@ -328,11 +346,13 @@ def run_flow_runs(
             "CRYPTO_PIPELINE_ALLOWANCE": redis_url,
             "CRYPTO_PIPELINE_ALLOWANCE_FALLBACK_PROCESSES": "0",
         }
-        started = time.perf_counter()
-        created = asyncio.run(
-            create_flow_runs([{"selection": selection(a, b)} for a, b in shares(days, runs)])
-        )
-        with process_workers(workers, math.ceil(runs / workers), env, scratch, f"n{runs}"):
+        tag = f"n{runs}"
+        with process_workers(workers, math.ceil(runs / workers), env, scratch, tag):
+            asyncio.run(workers_online([f"bench-{tag}-{i}" for i in range(workers)]))
+            started = time.perf_counter()
+            created = asyncio.run(
+                create_flow_runs([{"selection": selection(a, b)} for a, b in shares(days, runs)])
+            )
             ended = asyncio.run(wait_final([r.id for r in created], timeout=900))
         wall = time.perf_counter() - started
         stats = server.stats()

@@ -30,6 +30,7 @@ from benchmarks.shared_allowance import (
     silver_complete,
     utilization_of,
     wait_final,
+    workers_online,
 )
 from tests.e2e.conftest import PrefectStack
 
@@ -66,9 +67,6 @@ def test_concurrent_deployment_runs_on_two_workers_draw_no_429_and_complete(
             "CRYPTO_PIPELINE_TASK_RETRY_DELAY_S": "0.5",
         }
         try:
-            created = asyncio.run(
-                create_flow_runs([{"selection": selection(a, b)} for a, b in shares(DAYS, RUNS)])
-            )
             for i in range(RUNS):
                 own = tmp_path / f"worker-{i}"
                 (own / "tmp").mkdir(parents=True)
@@ -77,6 +75,12 @@ def test_concurrent_deployment_runs_on_two_workers_draw_no_429_and_complete(
                     {**env, "PREFECT_HOME": str(own / "prefect"), "TMPDIR": str(own / "tmp")},
                     limit=1,
                 )
+            # both workers poll before the runs exist: each takes one at once (a worker still
+            # starting on a loaded machine would leave both runs to the other, one after another)
+            asyncio.run(workers_online([f"allowance-{i}" for i in range(RUNS)]))
+            created = asyncio.run(
+                create_flow_runs([{"selection": selection(a, b)} for a, b in shares(DAYS, RUNS)])
+            )
             ended = asyncio.run(wait_final([r.id for r in created], timeout=600))
         finally:
             stack.stop_workers()
