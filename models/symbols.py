@@ -67,6 +67,11 @@ def validate_symbol(raw: str) -> str:
             f"letters or digits; {expected}"
         )
     candidate = base + quote
+    if candidate in KNOWN_QUOTES:  # B-USD, FD-USD: the pair unifies to a quote currency
+        raise InputError(
+            f"malformed symbol {shown!r}: ambiguous, {candidate} is a quote currency, "
+            f"not {base} + {quote}"
+        )
     if split_symbol(candidate) != (base, quote):
         other = split_symbol(candidate)
         raise InputError(

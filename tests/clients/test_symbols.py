@@ -98,7 +98,8 @@ def test_separated_pairs_round_trip_or_are_refused(base: str, quote: str, sep: s
         unified = validate_symbol(raw)
     except InputError as exc:
         assert raw in str(exc)
-        assert split_symbol(base + quote) != (base, quote)
+        joined = base + quote
+        assert joined in KNOWN_QUOTES or split_symbol(joined) != (base, quote)
         return
     assert unified == base + quote
     assert split_symbol(unified) == (base, quote)
@@ -118,3 +119,9 @@ def test_any_text_is_a_valid_symbol_or_a_named_refusal(raw: str) -> None:
     assert unified.isascii() and unified.isalnum() and unified == unified.upper()
     base, quote = split_symbol(unified)
     assert quote in KNOWN_QUOTES and 1 <= len(base) <= MAX_BASE_LENGTH
+
+
+@pytest.mark.parametrize("raw", ["B-USD", "b/usd", "FD-USD"])
+def test_a_pair_that_unifies_to_a_quote_currency_is_refused(raw: str) -> None:
+    with pytest.raises(InputError, match="is a quote currency"):
+        validate_symbol(raw)
