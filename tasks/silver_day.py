@@ -67,6 +67,7 @@ def build_day(
     warehouse: Warehouse,
     force: bool = False,
     bronze_complete: BronzeComplete | None = None,
+    coverage_out: list[pl.DataFrame] | None = None,
 ) -> SilverDay:
     """Build the day's planned silver partitions, then the aggregates of the intervals they
     touch, from every exchange's silver of the day (not only the exchanges asked for).
@@ -76,7 +77,8 @@ def build_day(
     raised (so the task is retried); refused writes are reported, not retried. Bronze
     coverage is read once for the day (or given: `bronze_complete`, read once for several
     days by `build_days`), the day's silver coverage published in one upsert after its
-    files, and the aggregates take the candles just written from memory.
+    files (or, given `coverage_out`, appended there after its files for the caller to
+    publish with other days'), and the aggregates take the candles just written from memory.
     """
     result = SilverDay(day=day)
     raised = False
@@ -107,7 +109,9 @@ def build_day(
             if spec.dataset is Dataset.OHLCV and spec.interval and built.data is not None:
                 written[spec.interval][spec.exchange] = built.data
     finally:  # the day's coverage in one upsert, after its data files
-        if coverage:
+        if coverage and coverage_out is not None:
+            coverage_out.extend(coverage)
+        elif coverage:
             warehouse.coverage.upsert(pl.concat(coverage, how="diagonal_relaxed"))
     for interval in aggregate_intervals(todays):
         label = f"aggregated/ohlcv/{interval.value}/{day}"
@@ -155,9 +159,12 @@ async def build_days(
     order; raises `SilverDaysFailed` (every day's result) at the end if any day raised.
 
     Bronze coverage is read once for all the days (the bronze stage has ended: what it
-    records complete stays so, bronze is never degraded)."""
+    records complete stays so, bronze is never degraded), and the days' silver coverage is
+    published in one upsert once every day has ended (after their files; a day that raised
+    included): each upsert encodes and writes a file, ~4 % of silver's CPU when once a day."""
     settle_heap()
     bronze_complete = await asyncio.to_thread(bronze_complete_for, ctx.warehouse, specs)
+    coverage: list[pl.DataFrame] = []
 
     async def one(day: date) -> SilverDay:
         async with shared_gate("silver-days", days_at_once):
@@ -170,6 +177,7 @@ async def build_days(
                     warehouse=ctx.warehouse,
                     force=force,
                     bronze_complete=bronze_complete,
+                    coverage_out=coverage,
                 )
             except SilverDayFailed as exc:
                 failed.add(day)
@@ -179,7 +187,12 @@ async def build_days(
                     progress.report(sum(1 for s in specs if s.day == day))
 
     failed: set[date] = set()
-    results = list(await asyncio.gather(*(one(day) for day in sorted(days))))
+    try:
+        results = list(await asyncio.gather(*(one(day) for day in sorted(days))))
+    finally:  # every day's coverage in one upsert, after their data files
+        if coverage:
+            records = pl.concat(coverage, how="diagonal_relaxed")
+            await asyncio.to_thread(ctx.warehouse.coverage.upsert, records)
     if failed:
         raise SilverDaysFailed(results, sorted(failed))
     return results

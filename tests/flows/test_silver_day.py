@@ -115,6 +115,43 @@ def test_build_days_returns_every_day_when_none_raises(calls: list[str]) -> None
     ]
 
 
+def test_build_days_publishes_every_days_coverage_in_one_upsert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One coverage upsert for all the days, after their files, a day that raised included."""
+    import polars as pl
+
+    events: list[str] = []
+
+    def partition(_: Any, s: PartitionSpec, symbols: list[str], **__: Any) -> BuiltPartition:
+        if s.exchange is Exchange.BINANCE:
+            raise OSError("disk full")
+        events.append(f"write {s.day}")
+        record = pl.DataFrame({"symbol": symbols, "day": [s.day] * len(symbols)})
+        return BuiltPartition(SilverSummary(partition=s.label), coverage=record)
+
+    class Coverage:
+        def upsert(self, records: pl.DataFrame) -> None:
+            events.append(f"upsert {sorted(records.get_column('day').to_list())}")
+
+    class Warehouse:
+        coverage = Coverage()
+
+    class Ctx:
+        warehouse = Warehouse()
+
+    monkeypatch.setattr(silver_day, "bronze_complete_for", lambda *_: lambda *__: True)
+    monkeypatch.setattr(silver_day, "write_partition", partition)
+    monkeypatch.setattr(silver_day, "build_aggregate", lambda *_, **__: SilverSummary("agg"))
+    days = [DAY, DAY + timedelta(days=1)]
+    specs = [spec(Exchange.COINBASE, Interval.H1, day=d) for d in days]
+    specs.append(spec(Exchange.BINANCE, Interval.H1, day=days[1]))
+    with pytest.raises(silver_day.SilverDaysFailed):
+        asyncio.run(silver_day.build_days(days, specs, SYMBOLS, ctx=Ctx()))  # type: ignore[arg-type]
+    assert sorted(events[:2]) == [f"write {days[0]}", f"write {days[1]}"]
+    assert events[2:] == [f"upsert {days}"]
+
+
 def test_run_name_names_the_days() -> None:
     one = {"days": [DAY]}
     assert resolve_custom_task_run_name(build_silver_days_task, one) == "silver 2024-03-04"
