@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --quick   # a few minutes; the last line is one JSON object
     python -m benchmarks.run --full    # adds a year of 1m candles, scaling and the Hub publish
+    python -m benchmarks.run --fetch-only  # the quick throughput section alone
 
 Every backfill runs in its own worker process (`benchmarks.worker`) against a sandbox exchange
 served from this process, so the figures include real HTTP, JSON decoding and Parquet writes, and
@@ -512,6 +513,11 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="a few minutes (default)")
     mode.add_argument("--full", action="store_true", help="adds the year, scaling and publish")
+    mode.add_argument(
+        "--fetch-only",
+        action="store_true",
+        help="the throughput section alone (fetch/store vs ccxt), as --quick measures it",
+    )
     parser.add_argument(
         "--prefect-db",
         choices=("auto", "postgresql", "sqlite"),
@@ -524,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     days = 14
     started = time.perf_counter()
     figures: dict[str, Any] = {
-        "mode": "full" if full else "quick",
+        "mode": "full" if full else "fetch-only" if args.fetch_only else "quick",
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "repeats": repeats,
@@ -533,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     with SandboxServer(SandboxConfig(seed=7, rate_limits="off")) as server:
         say(f"throughput: {days} days x 5 symbols x 3 exchanges of 1m candles, limits off")
         figures.update(throughput(server, days, repeats))
+        if args.fetch_only:
+            return _report(figures, started)
         say("Prefect overhead and re-run of the closed range")
         figures.update(prefect_overhead(server, days, repeats, args.prefect_db))
     say(f"politeness: sandbox limits real x{RATE_LIMIT_SCALE}, client pacing on")
@@ -552,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
             figures.update(year_run(server, wh))
             say("Hub publish of the year (fake Hub)")
             figures.update(hub_publish(wh))
+    return _report(figures, started)
+
+
+def _report(figures: dict[str, Any], started: float) -> int:
+    """Print the figures, then one JSON line (the last line of the output)."""
     figures["bench_s"] = round(time.perf_counter() - started, 1)
     width = max(len(k) for k in figures)
     for key, value in figures.items():

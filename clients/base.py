@@ -23,7 +23,7 @@ from tenacity import (
 )
 
 from clients.allowance import AllowanceBackend, AsyncLimiter, LimiterKey, LocalAllowance, Ticket
-from clients.frames import DecodeError, Provenance, empty_frame
+from clients.frames import DecodeError, Provenance, RowsPage, empty_frame
 from clients.pagination import PaginationError, Paginator, Params
 from clients.protocol import (
     BadRequest,
@@ -41,6 +41,8 @@ from models.errors import InputError
 from models.symbols import split_symbol
 
 T = TypeVar("T")
+# A page of a cursor walk: a frame, or positional rows not yet typed into one (`RowsPage`).
+PageT = TypeVar("PageT", pl.DataFrame, RowsPage)
 log = logging.getLogger(__name__)
 
 # Status of an instrument resolved by the exchange's id scheme (it is in no listing we have).
@@ -627,12 +629,12 @@ class BaseClient(ABC):
     async def paginate(
         self,
         pager: Paginator,
-        fetch_page: Callable[[Params], Awaitable[pl.DataFrame]],
+        fetch_page: Callable[[Params], Awaitable[PageT]],
         ts_column: str,
         *,
         endpoint: str,
         symbol: str,
-    ) -> list[pl.DataFrame]:
+    ) -> list[PageT]:
         """`run_cursor`, with a broken page order reported as the exchange's failure."""
         try:
             return await run_cursor(pager, fetch_page, ts_column)
@@ -651,17 +653,20 @@ class BaseClient(ABC):
 
 async def run_cursor(
     pager: Paginator,
-    fetch_page: Callable[[Params], Awaitable[pl.DataFrame]],
+    fetch_page: Callable[[Params], Awaitable[PageT]],
     ts_column: str,
-) -> list[pl.DataFrame]:
+) -> list[PageT]:
     """Drive one paginator to its end; the pages in the order received.
 
     A page that breaks the cursor's invariants (`PaginationError`) is reported as
     `ExchangeUnavailable` by `fetch_page`'s client, see `BaseClient.paginate`.
     """
-    pages: list[pl.DataFrame] = []
+    pages: list[PageT] = []
     while not pager.done:
         page = await fetch_page(pager.params())
-        pager.advance(page.get_column(ts_column).cast(pl.Int64).to_list())
+        if isinstance(page, RowsPage):
+            pager.advance(page.timestamps(ts_column))
+        else:
+            pager.advance(page.get_column(ts_column).cast(pl.Int64).to_list())
         pages.append(page)
     return pages

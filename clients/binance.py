@@ -42,10 +42,12 @@ from clients.frames import (
     DecodeError,
     Listing,
     Provenance,
+    RowsPage,
     concat,
     instruments_frame,
     objects_frame,
-    rows_frame,
+    pages_frame,
+    rows_page,
     window_filter,
 )
 from clients.pagination import AscendingCursor, Params, plan_windows
@@ -303,11 +305,11 @@ class BinanceClient(BaseClient):
         host, path = ("api", KLINES) if spot else ("fapi", FUTURES_KLINES)
         limit = KLINES_LIMIT if spot else FUTURES_KLINES_LIMIT
 
-        async def page(params: Params) -> pl.DataFrame:
+        async def page(params: Params) -> RowsPage:
             query = {"symbol": inst.native_symbol, "interval": interval.value, **params}
             req = self.request(host, path, query, inst.symbol)
             return await self.get(
-                req, lambda p: rows_frame(p, Dataset.OHLCV, prov, arity=12, constants=REST)
+                req, lambda p: rows_page(p, Dataset.OHLCV, self.exchange, arity=12)
             )
 
         windows = plan_windows(start_ms, end_ms, step=interval.ms, per_request=limit)
@@ -324,7 +326,9 @@ class BinanceClient(BaseClient):
                 for w in windows
             ]
         )
-        return concat([p for pages in results for p in pages], self.exchange, Dataset.OHLCV)
+        # Every page typed as one frame (one build, not one per page).
+        pages = [p for window_pages in results for p in window_pages]
+        return pages_frame(pages, Dataset.OHLCV, prov, constants=REST)
 
     async def funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         start_ms, end_ms = to_ms(start, "start"), to_ms(end, "end")

@@ -14,7 +14,14 @@ import orjson
 import polars as pl
 
 from clients.base import BaseClient, Request, Retryable, now_ms, retry_after_seconds, to_ms
-from clients.frames import Listing, concat, instruments_frame, rows_frame
+from clients.frames import (
+    Listing,
+    RowsPage,
+    instruments_frame,
+    pages_frame,
+    rows_page,
+    window_filter,
+)
 from clients.pagination import CoinbaseWindows, Window, window_params
 from clients.protocol import BadRequest, ExchangeUnavailable, RateLimited, UnknownSymbol
 from clients.ratelimit import LimitSpec
@@ -148,21 +155,19 @@ class CoinbaseClient(BaseClient):
         path = CANDLES.format(product_id=quote(inst.native_symbol, safe=""))
         step = interval.ms
 
-        async def fetch(window: Window) -> pl.DataFrame:
+        async def fetch(window: Window) -> RowsPage:
             req = Request("api", path, window_params(window, step), symbol=symbol)
-            return await self.get(req, lambda p: rows_frame(p, Dataset.OHLCV, prov))
+            return await self.get(req, lambda p: rows_page(p, Dataset.OHLCV, self.exchange))
 
         windows = CoinbaseWindows(start_ms, end_ms, granularity_ms=step).windows()
         pages = await self.gather_limited([partial(fetch, w) for w in windows])
-        frame = concat(pages, self.exchange, Dataset.OHLCV)
-        open_ms = pl.col("time") * 1000
+        # The symbol-day's pages typed as one frame (one build, not one per page).
+        frame = pages_frame(pages, Dataset.OHLCV, prov)
+        # Open times (s -> ms) in [start, end) of closed candles (open + step <= now).
         # Overlapping windows repeat rows: an exact repeat is kept once; copies of a candle
         # that differ are all kept for silver to quarantine (see `frames.window_filter`).
-        frame = (
-            frame.filter((open_ms >= start_ms) & (open_ms < end_ms) & (open_ms + step <= now_ms()))
-            .unique(maintain_order=True)
-            .sort("time", maintain_order=True)
-        )
+        closed_before = now_ms() - step + 1
+        frame = window_filter(frame, "time", start_ms, min(end_ms, closed_before), scale=1000)
         return self.count_rows(frame)
 
     async def funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:

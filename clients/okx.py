@@ -19,10 +19,13 @@ from clients.base import (
 from clients.frames import (
     DecodeError,
     Listing,
+    RowsPage,
     concat,
     instruments_frame,
     objects_frame,
+    pages_frame,
     rows_frame,
+    rows_page,
     window_filter,
 )
 from clients.pagination import DescendingCursor, Params
@@ -202,15 +205,16 @@ class OkxClient(BaseClient):
         inst = await self.resolve(symbol, MarketKind.SPOT)
         prov = self.provenance(inst, interval.value, start_ms, end_ms)
 
-        async def page(params: Params) -> pl.DataFrame:
+        async def page(params: Params) -> RowsPage:
             query = {"instId": inst.native_symbol, "bar": BARS[interval], **params}
             req = Request("www", CANDLES, query, symbol=symbol)
-            return await self.get(req, lambda p: rows_frame(p, Dataset.OHLCV, prov))
+            return await self.get(req, lambda p: rows_page(p, Dataset.OHLCV, self.exchange))
 
         first = self.first_candle(inst.native_symbol, start_ms, interval.ms)
         pager = DescendingCursor(first, end_ms, limit=CANDLES_LIMIT, step=interval.ms)
         pages = await self.paginate(pager, page, "ts", endpoint=CANDLES, symbol=symbol)
-        frame = window_filter(concat(pages, self.exchange, Dataset.OHLCV), "ts", start_ms, end_ms)
+        # The symbol-day's pages typed as one frame (one build, not one per page).
+        frame = window_filter(pages_frame(pages, Dataset.OHLCV, prov), "ts", start_ms, end_ms)
         # confirm == "0" marks the candle still in progress.
         return self.count_rows(frame.filter(pl.col("confirm") == "1"))
 

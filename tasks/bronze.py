@@ -533,7 +533,10 @@ def _store_fetched(
     if stored is not None and stored.is_empty():
         stored = None
     schema_frame = empty_bronze(spec.exchange, spec.dataset)
-    offered = pl.concat([schema_frame, *frames], how="vertical_relaxed")
+    # In symbol order (a client's frame holds one symbol): the merged file below then needs
+    # no sort when no stored rows are kept. The judgement of `offered` does not depend on its
+    # row order (`dedup_latest` sorts by key).
+    offered = pl.concat([schema_frame, *sorted(frames, key=_first_symbol)], how="vertical_relaxed")
     stored_symbols = set(stored.get_column("symbol").unique()) if stored is not None else set()
     checked: Validated | None = None  # `offered` judged once, for the guard and for coverage
     if closed and stored is not None:
@@ -555,9 +558,9 @@ def _store_fetched(
             else schema_frame
         )
         # diagonal: files stored before a column was added (Binance `source`) lack it
-        merged = pl.concat([offered, kept], how="diagonal_relaxed").sort(
-            "symbol", maintain_order=True
-        )
+        merged = pl.concat([offered, kept], how="diagonal_relaxed")
+        if not merged.get_column("symbol").is_sorted():  # a stable sort of sorted rows is a no-op
+            merged = merged.sort("symbol", maintain_order=True)
         window = (day_start(spec.day), day_start(spec.day) + timedelta(days=1))
         # The per-symbol guard above replaces the row count check of `Warehouse.write`.
         written = warehouse.write(key, merged, closed=closed, window=window, force=True)
@@ -583,6 +586,11 @@ def _store_fetched(
             warehouse.coverage.upsert(records)
         else:
             coverage_batch.append(records)  # list.append is atomic: threads may share it
+
+
+def _first_symbol(frame: pl.DataFrame) -> str:
+    """The symbol of a frame's first row ("" when it has none: nothing to place)."""
+    return str(frame.get_column("symbol")[0]) if frame.height else ""
 
 
 def _read_stored(warehouse: Warehouse, key: PartitionKey) -> pl.DataFrame | None:
