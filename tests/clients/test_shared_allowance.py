@@ -122,7 +122,9 @@ async def test_a_killed_holder_starves_others_no_longer_than_one_window(
         waited = await took(window(backend, 10, 1.0).acquire(1))
     finally:
         holder.kill()
-    assert 0.5 < waited < 1.2
+    # one window (1 s) from the holder's acquisition, not the 60 s it would hold; the margin
+    # above it is the polling step plus a loaded machine's scheduling
+    assert 0.5 < waited < 1.6
 
 
 async def test_concurrent_processes_never_exceed_the_window(redis_backend: Backends) -> None:
