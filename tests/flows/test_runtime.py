@@ -20,7 +20,9 @@ def test_settle_heap_freezes_what_exists_once_per_process(
         assert frozen > 1000  # the start-up heap: modules, classes, functions
         later = [[i] for i in range(5000)]  # objects made during the data work
         runtime.settle_heap()
-        assert gc.get_freeze_count() == frozen  # not frozen: still collectable
+        # not frozen: still collectable (the count may drop: frozen objects that other threads
+        # of the test process free leave the permanent generation)
+        assert gc.get_freeze_count() <= frozen
         assert later
     finally:
         gc.unfreeze()
