@@ -113,12 +113,7 @@ def run_processes(
             **os.environ,
             "PREFECT_API_URL": api_url,
             "PREFECT_LOGGING_LEVEL": "WARNING",
-            "CRYPTO_PIPELINE_WAREHOUSE": warehouse,
-            "CRYPTO_PIPELINE_SANDBOX_URL": server.url,
-            "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "true",
-            "CRYPTO_PIPELINE_RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
-            "CRYPTO_PIPELINE_ALLOWANCE": redis_url,
-            "CRYPTO_PIPELINE_ALLOWANCE_FALLBACK_PROCESSES": "0",
+            **pipeline_env(warehouse, server.url, redis_url),
         }
         started = time.perf_counter()
         runs = [
@@ -210,6 +205,19 @@ def deploy(api_url: str, scratch: Path) -> None:
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         if done.returncode:
             raise RuntimeError(f"{' '.join(cmd[1:])} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def pipeline_env(warehouse: str, sandbox_url: str, redis_url: str) -> dict[str, str]:
+    """The settings every measured process runs with: the sandbox's real limits (scaled) paced
+    by the client, the allowance shared through Redis and no silent fallback."""
+    return {
+        "CRYPTO_PIPELINE_WAREHOUSE": warehouse,
+        "CRYPTO_PIPELINE_SANDBOX_URL": sandbox_url,
+        "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "true",
+        "CRYPTO_PIPELINE_RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
+        "CRYPTO_PIPELINE_ALLOWANCE": redis_url,
+        "CRYPTO_PIPELINE_ALLOWANCE_FALLBACK_PROCESSES": "0",
+    }
 
 
 @contextmanager
@@ -339,12 +347,7 @@ def run_flow_runs(
             **client_env(api_url, scratch / "unused-home"),
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-            "CRYPTO_PIPELINE_WAREHOUSE": warehouse,
-            "CRYPTO_PIPELINE_SANDBOX_URL": server.url,
-            "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "true",
-            "CRYPTO_PIPELINE_RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
-            "CRYPTO_PIPELINE_ALLOWANCE": redis_url,
-            "CRYPTO_PIPELINE_ALLOWANCE_FALLBACK_PROCESSES": "0",
+            **pipeline_env(warehouse, server.url, redis_url),
         }
         tag = f"n{runs}"
         with process_workers(workers, math.ceil(runs / workers), env, scratch, tag):

@@ -482,8 +482,7 @@ class ArchiveReader:
         problem = ""
         for attempt in range(self.attempts):
             if attempt:
-                self.stats.retries += 1
-                await asyncio.sleep(self.base_delay * 2 ** (attempt - 1) * random.uniform(0.5, 1))
+                await self._pause_before_retry(attempt)
             try:
                 status, listed = await self._get(path + ".CHECKSUM")
                 if status == 404:
@@ -502,6 +501,11 @@ class ArchiveReader:
             endpoint=path + ".CHECKSUM",
         )
 
+    async def _pause_before_retry(self, attempt: int) -> None:
+        """Count a retry and wait its jittered, doubling backoff."""
+        self.stats.retries += 1
+        await asyncio.sleep(self.base_delay * 2 ** (attempt - 1) * random.uniform(0.5, 1))
+
     async def _get(self, path: str) -> tuple[int, bytes]:
         self.stats.requests += 1
         kind = "CHECKSUM" if path.endswith(".CHECKSUM") else "zip"
@@ -516,8 +520,7 @@ class ArchiveReader:
         problem = ""
         for attempt in range(self.attempts):
             if attempt:
-                self.stats.retries += 1
-                await asyncio.sleep(self.base_delay * 2 ** (attempt - 1) * random.uniform(0.5, 1))
+                await self._pause_before_retry(attempt)
             try:
                 # The .CHECKSUM and the zip are asked at once (one round trip, not two).
                 download = asyncio.ensure_future(self._get(path))

@@ -143,13 +143,8 @@ def _unfinished() -> list[Any]:
     return [StateType.RUNNING, StateType.PENDING]
 
 
-async def orphaned_runs_crashed() -> list[str]:
-    """Mark Crashed the flow runs (and their unfinished task runs) that a CLI process of this
-    host left RUNNING or PENDING when it died (SIGKILL, power loss): Prefect marks a run
-    Crashed when its process survives the failure, and for runs of workers and `serve` it
-    has heartbeats, but an in-process run whose process died stays RUNNING forever.
-    Returns the names of the runs marked."""
-    from prefect import get_client
+async def _unfinished_runs(client: Any, tags: list[str]) -> list[Any]:
+    """The flow runs RUNNING or PENDING that carry every one of `tags`."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterState,
@@ -157,16 +152,28 @@ async def orphaned_runs_crashed() -> list[str]:
         FlowRunFilterTags,
     )
 
-    marked: list[str] = []
-    async with get_client() as client:
-        runs = await client.read_flow_runs(
+    return list(
+        await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[CLI_TAG]),
+                tags=FlowRunFilterTags(all_=tags),
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_unfinished())),
             ),
             limit=200,
         )
-        for run in runs:
+    )
+
+
+async def orphaned_runs_crashed() -> list[str]:
+    """Mark Crashed the flow runs (and their unfinished task runs) that a CLI process of this
+    host left RUNNING or PENDING when it died (SIGKILL, power loss): Prefect marks a run
+    Crashed when its process survives the failure, and for runs of workers and `serve` it
+    has heartbeats, but an in-process run whose process died stays RUNNING forever.
+    Returns the names of the runs marked."""
+    from prefect import get_client
+
+    marked: list[str] = []
+    async with get_client() as client:
+        for run in await _unfinished_runs(client, [CLI_TAG]):
             tag = next((t for t in run.tags if t.startswith(PROCESS_TAG)), None)
             if tag is None or not _process_is_gone(tag):
                 continue
@@ -180,23 +187,10 @@ async def own_runs_crashed(message: str) -> list[str]:
     """Mark Crashed the unfinished flow runs (and their task runs) of this process, for a
     process about to end on a signal whose graceful path was lost. Returns their names."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
 
     marked: list[str] = []
     async with get_client() as client:
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[CLI_TAG, process_tag()]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_unfinished())),
-            ),
-            limit=200,
-        )
-        for run in runs:
+        for run in await _unfinished_runs(client, [CLI_TAG, process_tag()]):
             await _crash(client, run.id, message)
             marked.append(run.name)
     return marked

@@ -119,31 +119,29 @@ def _reset_coverage(
     return reset.height
 
 
-def mark_stale(warehouse: Warehouse, layer: Layer, specs: list[PartitionSpec], reason: str) -> int:
-    """Mark the `layer` coverage records of `specs` not complete (rows and files kept), so the
-    next run of that layer builds them again: e.g. silver days whose bronze a source replaced.
-    `reason` goes to `gap_reason` and the log; returns how many records were marked."""
+def mark_stale(warehouse: Warehouse, layer: Layer, stale: dict[PartitionSpec, str]) -> int:
+    """Mark the `layer` coverage records of the partitions in `stale` not complete (rows and
+    files kept), so the next run of that layer builds them again: e.g. silver days whose bronze
+    a source replaced. Each partition's reason goes to `gap_reason` and the log; one upsert.
+    Returns how many records were marked."""
     marked: list[pl.DataFrame] = []
-    for spec in specs:
-        interval = spec.interval.value if spec.interval is not None else None
+    for spec, reason in stale.items():
         records = warehouse.coverage.query(
             layer=layer,
             dataset=spec.dataset.value,
             exchange=spec.exchange.value,
-            interval=interval,
+            interval=spec.interval.value if spec.interval is not None else None,
             start=spec.day,
             end=spec.day,
-        )
-        records = records.filter(pl.col("complete"))
+        ).filter(pl.col("complete"))
         if not records.is_empty():
-            marked.append(records)
+            marked.append(records.with_columns(pl.lit(reason, pl.String).alias("gap_reason")))
             log.warning("%s %s marked for rebuilding: %s", layer.value, spec.label, reason)
     if not marked:
         return 0
-    stale = pl.concat(marked, how="vertical_relaxed").with_columns(
+    records = pl.concat(marked, how="vertical_relaxed").with_columns(
         pl.lit(False).alias("complete"),
         pl.lit(datetime.now(UTC)).cast(COVERAGE_SCHEMA["updated_at"]).alias("updated_at"),
-        pl.lit(reason, pl.String).alias("gap_reason"),
     )
-    warehouse.coverage.upsert(stale)
-    return stale.height
+    warehouse.coverage.upsert(records)
+    return records.height

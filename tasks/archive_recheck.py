@@ -98,8 +98,12 @@ def _silver_stale(
     """Silver built from a replaced file is rebuilt by the next silver run (its records are
     marked not complete now, before the re-ingest: a rebuild from unchanged bronze is
     harmless, a silver day left on the old file's values is not)."""
-    for spec, why in replaced.items():
-        mark_stale(warehouse, Layer.SILVER, built_from(request, spec), f"bronze re-ingested: {why}")
+    stale = {
+        built: f"bronze re-ingested: {why}"
+        for spec, why in replaced.items()
+        for built in built_from(request, spec)
+    }
+    mark_stale(warehouse, Layer.SILVER, stale)
 
 
 async def recheck_archive(ctx: RunContext, request: RunRequest, planned: Plan) -> Plan:

@@ -21,9 +21,9 @@ import redis
 from benchmarks.shared_allowance import (
     ALLOWANCES,
     BINDING,
-    RATE_LIMIT_SCALE,
     create_flow_runs,
     most_at_once,
+    pipeline_env,
     recording_sandbox,
     selection,
     shares,
@@ -60,12 +60,7 @@ def test_concurrent_deployment_runs_on_two_workers_draw_no_429_and_complete(
     sends: list[tuple[str, float]] = []
     with recording_sandbox(sends) as sandbox:
         env = {
-            "CRYPTO_PIPELINE_WAREHOUSE": str(warehouse),
-            "CRYPTO_PIPELINE_SANDBOX_URL": sandbox.url,
-            "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "true",
-            "CRYPTO_PIPELINE_RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
-            "CRYPTO_PIPELINE_ALLOWANCE": shared_redis,
-            "CRYPTO_PIPELINE_ALLOWANCE_FALLBACK_PROCESSES": "0",
+            **pipeline_env(str(warehouse), sandbox.url, shared_redis),
             "CRYPTO_PIPELINE_TASK_RETRY_DELAY_S": "0.5",
         }
         try:

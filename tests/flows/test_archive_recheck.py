@@ -32,6 +32,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 DAYS = (date(2024, 3, 30), date(2024, 3, 31))
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+SELECTION = Selection(
+    start=DAYS[0],
+    end=DAYS[1],
+    exchanges=[Exchange.BINANCE],
+    datasets=[Dataset.OHLCV],
+    intervals=[Interval.M1],
+    symbols=SYMBOLS,
+)
 
 
 def bronze(warehouse: Path, url: str, *, recheck: bool) -> Any:
@@ -43,15 +51,7 @@ def bronze(warehouse: Path, url: str, *, recheck: bool) -> Any:
             binance_archive_recheck=recheck,
         )
         ctx = RunContext(settings)
-        selection = Selection(
-            start=DAYS[0],
-            end=DAYS[1],
-            exchanges=[Exchange.BINANCE],
-            datasets=[Dataset.OHLCV],
-            intervals=[Interval.M1],
-            symbols=SYMBOLS,
-        )
-        return await run_bronze(selection.resolve(ctx.settings), ctx, DIRECT)
+        return await run_bronze(SELECTION.resolve(ctx.settings), ctx, DIRECT)
 
     return asyncio.run(go())
 
@@ -60,15 +60,7 @@ def silver(warehouse: Path, url: str) -> Any:
     async def go() -> Any:
         settings = load_settings(warehouse=str(warehouse), sandbox_url=url)
         ctx = RunContext(settings)
-        selection = Selection(
-            start=DAYS[0],
-            end=DAYS[1],
-            exchanges=[Exchange.BINANCE],
-            datasets=[Dataset.OHLCV],
-            intervals=[Interval.M1],
-            symbols=SYMBOLS,
-        )
-        return await run_silver(selection.resolve(ctx.settings), ctx, DIRECT)
+        return await run_silver(SELECTION.resolve(ctx.settings), ctx, DIRECT)
 
     return asyncio.run(go())
 
