@@ -19,49 +19,48 @@ from datetime import date, timedelta
 import polars as pl
 
 from storage import Warehouse
-from storage.layout import parse_path
+from storage.layout import PartitionKey, parse_path
 
 _DATA_LAYERS = ("bronze", "silver", "quarantine", "aggregated")
 
 
-def _partition_files(root: str, day: date) -> list[str]:
-    """Relative paths of the partition files of `day` (every layer, dataset, series)."""
+def _partition_keys(root: str, day: date) -> list[PartitionKey]:
+    """The partition files of `day` (every layer, dataset, series), as storage names them."""
     out = []
     for layer in _DATA_LAYERS:
         base = os.path.join(root, layer)
         for folder, _dirs, files in os.walk(base):
             for name in files:
-                rel = os.path.relpath(os.path.join(folder, name), root)
-                if f"date={day.isoformat()}" in rel:
-                    out.append(rel)
-    return sorted(out)
+                key = parse_path(os.path.relpath(os.path.join(folder, name), root))
+                if key is not None and key.day == day:
+                    out.append(key)
+    return sorted(out, key=lambda k: k.path)
 
 
 def extend_history(root: str, template: date, days: list[date]) -> int:
     """Copy `template`'s partition files to each of `days` and record them complete as the
     template is recorded (coverage records with the copies' stamps). Returns files copied."""
     warehouse = Warehouse(root)
-    files = _partition_files(root, template)
+    files = _partition_keys(root, template)
     if not files:
         raise RuntimeError(f"no partition files for {template} under {root}")
     records = warehouse.coverage.query(start=template, end=template)
     if records.is_empty():
         raise RuntimeError(f"no coverage records for {template} under {root}")
-    tag = f"date={template.isoformat()}"
     copied: list[str] = []
     for day in days:
-        for rel in files:
-            target = rel.replace(tag, f"date={day.isoformat()}")
+        for key in files:
+            target = key.model_copy(update={"day": day}).path
             os.makedirs(os.path.dirname(os.path.join(root, target)), exist_ok=True)
-            shutil.copyfile(os.path.join(root, rel), os.path.join(root, target))
+            shutil.copyfile(os.path.join(root, key.path), os.path.join(root, target))
             copied.append(target)
     stamps = warehouse.store.stamps(copied)
     rows = []
     for rel, stamp in stamps.items():
-        key = parse_path(rel)
-        if key is None or key.layer.value not in ("bronze", "silver"):
+        copy = parse_path(rel)
+        if copy is None or copy.layer.value not in ("bronze", "silver"):
             continue
-        rows.append((key.layer.value, key.dataset, key.exchange, key.interval, key.day, stamp))
+        rows.append((copy.layer.value, copy.dataset, copy.exchange, copy.interval, copy.day, stamp))
     by_file = pl.DataFrame(
         rows,
         schema={
