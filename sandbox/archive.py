@@ -29,8 +29,10 @@ Availability, documented for tests (any seed):
 * A symbol configured to fail (``SandboxConfig.fail``) is answered 503, as its REST endpoints.
 * Tests can add faults by file name: :func:`archive_faults` (``corrupt``, ``bad_checksum``,
   ``flaky`` = name -> number of truncated answers before good ones, ``missing``), and replace
-  a klines file as Binance sometimes does: ``replaced`` = name -> ``revised`` (every row's
-  trade count + 1) or ``shortened`` (its last day's rows dropped); its ``.CHECKSUM`` follows.
+  a file as Binance sometimes does: ``replaced`` = name -> ``revised`` (the same rows with one
+  column revised: klines' trade count + 1, a funding rate + 1e-8, open interest × 1.001) or
+  ``shortened`` (rows dropped: a klines or funding file's last day, a metrics file's last
+  hour); its ``.CHECKSUM`` follows.
 
 Rows withheld by ``SandboxConfig.empty`` are withheld here too.
 """
@@ -107,9 +109,8 @@ class ArchiveFaults:
     bad_checksum: set[str] = field(default_factory=set)
     flaky: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
-    # name -> how the file was replaced since first published (klines files): "revised" (every
-    # row's trade count + 1: the same rows, new content and checksum) or "shortened" (the last
-    # day's rows dropped: fewer rows)
+    # name -> how the file was replaced since first published: "revised" (the same rows, one
+    # column revised: new content and checksum) or "shortened" (fewer rows); see `replaced`
     replaced: dict[str, str] = field(default_factory=dict)
     requests: int = 0  # every archive GET (zip and .CHECKSUM, 404s included)
     served: int = 0  # zip bodies served
@@ -276,18 +277,30 @@ def zipped(name: str, csv: bytes) -> bytes:
 
 
 def replaced(name: str, data: bytes, how: str) -> bytes:
-    """A klines zip as replaced at the source: `revised` (every row's trade count + 1) or
-    `shortened` (the rows of its last day dropped); the same zip name."""
+    """A zip as replaced at the source, under the same name. `revised`: the same rows with one
+    column revised (klines: trade count + 1; fundingRate: rate + 1e-8; metrics: open interest
+    × 1.001). `shortened`: klines and fundingRate lose the rows of their last day, a daily
+    metrics file the rows of its last hour."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         lines = archive.read(archive.namelist()[0]).decode().splitlines()
     header = [ln for ln in lines[:1] if ln and not ln[0].isdigit()]
     rows = [ln.split(",") for ln in lines[len(header) :] if ln]
+    metrics, funding = "-metrics-" in name, "-fundingRate-" in name
     if how == "revised":
         for row in rows:
-            row[8] = str(int(row[8]) + 1)
+            if metrics:
+                row[2] = f"{float(row[2]) * 1.001:.8f}"
+            elif funding:
+                row[2] = f"{float(row[2]) + 1e-8:.8f}"
+            else:
+                row[8] = str(int(row[8]) + 1)
     elif how == "shortened":
-        last = _day_of(rows[-1][0])
-        rows = [r for r in rows if _day_of(r[0]) != last]
+        if metrics:  # create_time "YYYY-MM-DD HH:MM:SS": the last hour's rows
+            last_hour = rows[-1][0][:13]
+            rows = [r for r in rows if r[0][:13] != last_hour]
+        else:
+            last = _day_of(rows[-1][0])
+            rows = [r for r in rows if _day_of(r[0]) != last]
     else:
         raise ValueError(f"unknown replacement {how!r} of {name}")
     body = "\n".join([*header, *(",".join(r) for r in rows)]) + "\n"

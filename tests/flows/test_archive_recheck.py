@@ -161,3 +161,104 @@ def test_a_replaced_archive_file_is_reingested_never_degrading(
     assert sources(day31, "ETHUSDT") == sources(before[DAYS[1]], "ETHUSDT")  # kept
     assert day31.filter(pl.col("symbol") == "ETHUSDT").height == 1440
     assert day31.height == 2 * 1440
+
+
+PERP_SELECTION = Selection(
+    start=DAYS[0],
+    end=DAYS[1],
+    exchanges=[Exchange.BINANCE],
+    datasets=[Dataset.FUNDING, Dataset.OPEN_INTEREST],
+    symbols=["BTCUSDT"],
+)
+
+
+def perp_bronze(warehouse: Path, url: str) -> Any:
+    async def go() -> Any:
+        settings = load_settings(
+            warehouse=str(warehouse),
+            sandbox_url=url,
+            binance_source="auto",
+            binance_archive_recheck=True,
+        )
+        ctx = RunContext(settings)
+        return await run_bronze(PERP_SELECTION.resolve(ctx.settings), ctx, DIRECT)
+
+    return asyncio.run(go())
+
+
+def perp_silver(warehouse: Path, url: str) -> Any:
+    async def go() -> Any:
+        ctx = RunContext(load_settings(warehouse=str(warehouse), sandbox_url=url))
+        return await run_silver(PERP_SELECTION.resolve(ctx.settings), ctx, DIRECT)
+
+    return asyncio.run(go())
+
+
+def silver_funding(warehouse: Path) -> pl.DataFrame:
+    frame = Warehouse(str(warehouse)).scan(Layer.SILVER, "funding").collect()
+    return frame.sort("ts")
+
+
+def stored_perp(warehouse: Path, dataset: Dataset, day: date) -> pl.DataFrame:
+    spec = PartitionSpec(exchange=Exchange.BINANCE, dataset=dataset, interval=None, day=day)
+    frame = Warehouse(str(warehouse)).read(PartitionKey.of(spec))
+    assert frame is not None, spec.label
+    return frame
+
+
+def test_replaced_funding_and_metrics_files_are_reingested_never_degrading(
+    tmp_path: Path, make_sandbox: Any
+) -> None:
+    """Injected: the monthly fundingRate file and one daily metrics file replaced at the source
+    (revised values), then the other day's metrics file shortened by its last hour. Held: the
+    revised files' rows are re-ingested with their new checksums and values; the shortened file
+    is refused for its day, whose stored rows stay (never degrade), reported by name."""
+    from sandbox.archive import archive_faults
+
+    server = make_sandbox(seed=7, rate_limits="off", faults="none")
+    faults = archive_faults(server.app)
+    first = perp_bronze(tmp_path, server.url)
+    assert first.failures == []
+    assert perp_silver(tmp_path, server.url).failures == []
+    built = silver_funding(tmp_path)
+    funding = {day: stored_perp(tmp_path, Dataset.FUNDING, day) for day in DAYS}
+    oi = {day: stored_perp(tmp_path, Dataset.OPEN_INTEREST, day) for day in DAYS}
+    for day in DAYS:
+        assert funding[day].height > 0 and oi[day].height > 0
+        assert sources(funding[day], "BTCUSDT")[0].startswith(
+            "archive:BTCUSDT-fundingRate-2024-03.zip:"
+        )
+        (label,) = sources(oi[day], "BTCUSDT")
+        assert label.startswith(f"archive:BTCUSDT-metrics-{day.isoformat()}.zip:")
+
+    # Unchanged: one .CHECKSUM per stored file (one funding month, two metrics days).
+    asked = faults.requests
+    assert perp_bronze(tmp_path, server.url).failures == []
+    assert faults.requests - asked == 3
+
+    faults.replaced["BTCUSDT-fundingRate-2024-03.zip"] = "revised"
+    faults.replaced[f"BTCUSDT-metrics-{DAYS[0].isoformat()}.zip"] = "revised"
+    revised = perp_bronze(tmp_path, server.url)
+    assert revised.failures == []
+    for day in DAYS:
+        now = stored_perp(tmp_path, Dataset.FUNDING, day)
+        assert sources(now, "BTCUSDT") != sources(funding[day], "BTCUSDT")
+        assert now.height == funding[day].height
+        moved = now["fundingRate"].cast(pl.Float64) - funding[day]["fundingRate"].cast(pl.Float64)
+        assert moved.round(10).unique().to_list() == [1e-8]
+    oi_now = stored_perp(tmp_path, Dataset.OPEN_INTEREST, DAYS[0])
+    assert sources(oi_now, "BTCUSDT") != sources(oi[DAYS[0]], "BTCUSDT")
+    assert oi_now.height == oi[DAYS[0]].height
+    assert stored_perp(tmp_path, Dataset.OPEN_INTEREST, DAYS[1]).equals(oi[DAYS[1]])
+    # Silver funding built from the old file is rebuilt with the revised rates.
+    assert perp_silver(tmp_path, server.url).failures == []
+    rebuilt = silver_funding(tmp_path)
+    assert rebuilt.height == built.height
+    revised_by = (rebuilt["funding_rate"] - built["funding_rate"]).round(10).unique().to_list()
+    assert revised_by == [1e-8]
+
+    # The other day's metrics file loses its last hour: that day keeps what it stored.
+    faults.replaced[f"BTCUSDT-metrics-{DAYS[1].isoformat()}.zip"] = "shortened"
+    short = perp_bronze(tmp_path, server.url)
+    assert any(DAYS[1].isoformat() in f for f in short.failures), short.failures
+    assert stored_perp(tmp_path, Dataset.OPEN_INTEREST, DAYS[1]).equals(oi[DAYS[1]])
