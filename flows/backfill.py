@@ -14,6 +14,7 @@ from prefect.deployments import run_deployment
 from flows.bronze import bronze_stage
 from flows.entry import run_context
 from flows.params import titled
+from flows.report import plan_run
 from flows.silver import emit_silver_completed, is_top_level_run, silver_stage
 from models.selection import RunRequest, Selection
 from models.settings import ALLOWANCE_ENV, local_share
@@ -78,10 +79,21 @@ async def fan_out(
 ) -> BackfillReport:
     """Run each chunk as a child run of the same deployment, at most `max_chunk_runs` at once,
     so any worker can take it; a table artifact names each chunk's end and one event asks for
-    the publish."""
+    the publish. A range with nothing to do (the coverage index's plan, as the CLI's) starts
+    no chunk run."""
+    log = run_logger()
+    # As the CLI does before starting anything: a range with nothing to do starts no chunk
+    # runs and asks for no publish (a recheck of the Binance archive is work in itself).
+    planned = await asyncio.to_thread(plan_run, ctx.warehouse, selection.resolve(ctx.settings))
+    if planned.empty and not ctx.settings.binance_archive_recheck:
+        log.info(
+            "nothing to do: every partition of %s..%s is complete; no chunk runs",
+            selection.start,
+            selection.end,
+        )
+        return BackfillReport(days=len(selection.days()))
     chunks = chunk_ranges(selection.start, selection.end, chunk_days)
     job_variables = chunk_job_variables(ctx.settings.allowance, max_chunk_runs)
-    log = run_logger()
     log.info(
         "fanning out %d days into %d chunk runs of %s, at most %d at once (allowance %s)",
         len(selection.days()),
