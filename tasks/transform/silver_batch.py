@@ -36,6 +36,7 @@ class SilverBatch:
     quarantine: pl.DataFrame
     coverage: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+    gap_minutes: float = 0.0  # the minutes the `gaps` of `coverage` span
 
 
 def _bronze_values(
@@ -116,14 +117,19 @@ def _coverage(
     )
 
 
-def _gap_counts(coverage: pl.DataFrame, grid: Interval | None) -> tuple[int, int]:
-    """(merged gaps, grid points they cover) over the coverage rows."""
+def _gap_counts(coverage: pl.DataFrame, grid: Interval | None) -> tuple[int, int, float]:
+    """(merged gaps, grid points they cover, minutes they span) over the coverage rows, in
+    one pass."""
     gap = pl.col("gaps").explode().struct
     span = (gap.field("end") - gap.field("start")).dt.total_milliseconds()
-    gaps, span_ms = coverage.select(
-        pl.col("gaps").list.len().sum().alias("gaps"), span.sum().alias("span")
+    seconds = (gap.field("end") - gap.field("start")).dt.total_seconds()
+    gaps, span_ms, spans = coverage.select(
+        pl.col("gaps").list.len().sum().alias("gaps"),
+        span.sum().alias("span"),
+        seconds.sum().alias("seconds"),
     ).row(0)
-    return int(gaps), int(span_ms or 0) // grid.ms if grid else 0
+    missing = int(span_ms or 0) // grid.ms if grid else 0
+    return int(gaps), missing, float(spans or 0) / 60.0
 
 
 @dataclass(frozen=True)
@@ -224,7 +230,7 @@ def build_silver(
     )
     counts["good"] = len(good)
     grid = {"ohlcv": interval, "open_interest": OPEN_INTEREST_PERIOD}.get(dataset)
-    counts["gaps"], counts["missing"] = _gap_counts(coverage, grid)
+    counts["gaps"], counts["missing"], gap_minutes = _gap_counts(coverage, grid)
     # `good` is in the silver schema and in key order (`dedup_latest`, `resample_ohlcv`): with
     # one exchange (checked) and one interval (validated), sorted by (symbol, ts) or, for
     # instruments, (symbol, kind).
@@ -233,4 +239,5 @@ def build_silver(
         quarantine=quarantine,
         coverage=coverage,
         counts=counts,
+        gap_minutes=gap_minutes,
     )
