@@ -97,6 +97,7 @@ def write_partition(
     now = datetime.now(UTC)
     closed = is_closed(spec.day, now=now)
     summary = SilverSummary(partition=spec.label)
+    gap_totals: tuple[int, float] | None = None  # of `coverage`, when the batch counted them
     if not spec.is_native:
         data, quarantine, coverage = _resampled_batch(
             warehouse, spec, symbols, closed=closed, bronze_complete=bronze_complete
@@ -137,12 +138,16 @@ def write_partition(
         if spec.interval is None:  # coverage is keyed like the partition (no interval level)
             coverage = coverage.with_columns(pl.lit(None, dtype=pl.String).alias("interval"))
         summary.counts = dict(batch.counts)
+        gap_totals = (batch.counts["gaps"], batch.gap_minutes)
     unavailable = getattr(bronze_complete, "unavailable", None)  # a plain callable: none
     if unavailable is not None:
         coverage = mark_unavailable(coverage, unavailable(spec.source()))
     key = PartitionKey.of(spec, Layer.SILVER)
     if closed:
+        offered = coverage
         data, coverage, refused = _never_degrade(warehouse, key, data, quarantine, coverage)
+        if coverage is not offered:  # some symbols keep their stored records
+            gap_totals = None
         if refused:
             summary.error = "; ".join(f"{sym}: {why}" for sym, why in sorted(refused.items()))
     try:
@@ -159,7 +164,8 @@ def write_partition(
     built = BuiltPartition(summary, data=data)
     if not coverage.is_empty():
         built.coverage = result.stamp_records(coverage)
-        summary.gaps, summary.gap_minutes = _gap_totals(coverage)
+        # `mark_unavailable` and stamping leave the gaps as the batch counted them
+        summary.gaps, summary.gap_minutes = gap_totals or _gap_totals(coverage)
     return built
 
 

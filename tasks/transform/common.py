@@ -75,6 +75,25 @@ def shares_key(keys: Sequence[str]) -> pl.Expr:
     return ((run == run.shift(1)) | (run == run.shift(-1))).fill_null(False)
 
 
+def dedup_latest_keyed(df: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, bool]:
+    """`dedup_latest(df, keys)`, and whether every key of the result is distinct (found on
+    the way when no row had to go: the usual case; False means "not known")."""
+    keys = list(keys)
+    if df.is_empty():
+        return df, True
+    by_key = df.sort(keys, nulls_last=True)
+    if by_key.select(pl.struct(keys).rle_id().max()).item() == len(by_key) - 1:
+        return by_key, True  # every key once (the usual case): nothing to drop, no ties to order
+    latest = df
+    if FETCHED_AT in df.columns:
+        fetched = pl.col(FETCHED_AT).fill_null(pl.lit(0).cast(UTC_MS))
+        has_null_key = pl.any_horizontal([pl.col(k).is_null() for k in keys])
+        latest = df.filter(has_null_key | (fetched == fetched.max().over(keys)))
+    unique = latest.unique(maintain_order=False)
+    order = keys + [c for c in unique.columns if c not in keys]
+    return unique.sort(order, nulls_last=True), False
+
+
 def dedup_latest(df: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     """Keep, per key, the rows of the latest `fetched_at`; exact repeats collapse to one.
 
@@ -84,20 +103,7 @@ def dedup_latest(df: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     without a `fetched_at` column only exact repeats collapse. Idempotent and independent
     of the input row order (the output is sorted by the keys, then the other columns).
     """
-    keys = list(keys)
-    if df.is_empty():
-        return df
-    by_key = df.sort(keys, nulls_last=True)
-    if by_key.select(pl.struct(keys).rle_id().max()).item() == len(by_key) - 1:
-        return by_key  # every key once (the usual case): nothing to drop, no ties to order
-    latest = df
-    if FETCHED_AT in df.columns:
-        fetched = pl.col(FETCHED_AT).fill_null(pl.lit(0).cast(UTC_MS))
-        has_null_key = pl.any_horizontal([pl.col(k).is_null() for k in keys])
-        latest = df.filter(has_null_key | (fetched == fetched.max().over(keys)))
-    unique = latest.unique(maintain_order=False)
-    order = keys + [c for c in unique.columns if c not in keys]
-    return unique.sort(order, nulls_last=True)
+    return dedup_latest_keyed(df, keys)[0]
 
 
 def stamp(now: datetime | None) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import polars as pl
@@ -40,6 +41,15 @@ def _provenance(exchange: Exchange) -> list[pl.Expr]:
         pl.col("symbol").str.to_uppercase(),
         pl.col("interval").replace(_NATIVE_INTERVALS),
     ]
+
+
+def plain_provenance(symbols: Iterable[str | None], intervals: Iterable[str | None]) -> bool:
+    """Whether bronze rows holding these distinct symbols and intervals already spell them
+    as silver does (upper-case ASCII symbols, unified interval names): then `normalize_ohlcv`
+    may pass them through (`plain=True`) instead of rewriting every row to the same values."""
+    return all(s is None or (s.isascii() and s == s.upper()) for s in symbols) and not any(
+        i in _NATIVE_INTERVALS for i in intervals
+    )
 
 
 def _binance_ms(column: str) -> pl.Expr:
@@ -110,6 +120,19 @@ def _coinbase() -> _Candles:
 _CANDLES = {Exchange.BINANCE: _binance(), Exchange.OKX: _okx(), Exchange.COINBASE: _coinbase()}
 
 
+def _passed_through(candles: _Candles) -> _Candles:
+    """`candles` with symbol and interval taken as they are (`plain_provenance`)."""
+    rewritten = {"symbol", "interval"}
+    columns = tuple(
+        pl.col(name) if name in rewritten else expr
+        for expr, name in ((e, e.meta.output_name()) for e in candles.columns)
+    )
+    return _Candles(candles.closed, columns)
+
+
+_PLAIN_CANDLES = {exchange: _passed_through(c) for exchange, c in _CANDLES.items()}
+
+
 def _read_columns(candles: _Candles) -> tuple[str, ...]:
     """The bronze columns `candles` reads, with those `normalize_ohlcv` and `validated` read
     of every bronze row (exchange, symbol, interval, fetched_at)."""
@@ -126,29 +149,32 @@ BRONZE_COLUMNS: dict[Exchange, tuple[str, ...]] = {
 }
 
 
-def _normalize(bronze: pl.DataFrame, name: object) -> pl.DataFrame:
+def _normalize(bronze: pl.DataFrame, name: object, plain: bool = False) -> pl.DataFrame:
     """Bronze candles of the one exchange `name` (as bronze spells it) → working rows."""
     try:
-        candles = _CANDLES[Exchange(str(name).lower())]
+        candles = (_PLAIN_CANDLES if plain else _CANDLES)[Exchange(str(name).lower())]
     except ValueError:
         raise ValueError(f"unknown exchange {name!r} in bronze ohlcv") from None
     rows = collect(bronze.lazy().filter(candles.closed).select(candles.columns))
     return conform(rows, working_schema("ohlcv"))
 
 
-def normalize_ohlcv(bronze: pl.DataFrame, *, exchange: str | None = None) -> pl.DataFrame:
+def normalize_ohlcv(
+    bronze: pl.DataFrame, *, exchange: str | None = None, plain: bool = False
+) -> pl.DataFrame:
     """Bronze candles → silver OHLCV columns plus `fetched_at`, closed candles only.
 
     Dispatches on the `exchange` column (a frame may hold several exchanges only if it carries
     each one's raw columns), or on `exchange` when every row is known to be of that one.
     Numbers that do not parse become null and are quarantined later; nothing is invented:
-    Coinbase has null `quote_volume` and `trades`, OKX null `trades`.
+    Coinbase has null `quote_volume` and `trades`, OKX null `trades`. `plain`: the symbols
+    and intervals are known to be spelled as silver spells them (`plain_provenance`).
     """
     if bronze.is_empty():
         return pl.DataFrame(schema=working_schema("ohlcv"))
     names = [exchange] if exchange else bronze.get_column("exchange").unique().to_list()
     if len(names) == 1:
-        return _normalize(bronze, names[0])
+        return _normalize(bronze, names[0], plain)
     parts = bronze.partition_by("exchange", as_dict=True)
     return pl.concat([_normalize(rows, name) for (name,), rows in parts.items()])
 

@@ -10,11 +10,11 @@ import polars as pl
 
 from models.enums import OPEN_INTEREST_PERIOD, Exchange, Interval
 from models.silver import SILVER_KEYS
-from tasks.transform.common import dedup_latest
+from tasks.transform.common import dedup_latest_keyed
 from tasks.transform.coverage import build_coverage
 from tasks.transform.funding import normalize_funding
 from tasks.transform.instruments import normalize_instruments
-from tasks.transform.ohlcv import normalize_ohlcv, resample_ohlcv
+from tasks.transform.ohlcv import normalize_ohlcv, plain_provenance, resample_ohlcv
 from tasks.transform.open_interest import normalize_open_interest
 from tasks.transform.validate import validate
 
@@ -36,15 +36,22 @@ class SilverBatch:
     quarantine: pl.DataFrame
     coverage: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+    gap_minutes: float = 0.0  # the minutes the `gaps` of `coverage` span
 
 
-def _bronze_values(bronze: pl.DataFrame) -> tuple[list[str], list[str]]:
-    """The distinct exchanges and non-null intervals of the bronze rows, in one pass."""
-    exchanges, intervals = bronze.select(
+def _bronze_values(
+    bronze: pl.DataFrame, *, symbols: bool = False
+) -> tuple[list[str], list[str], list[str] | None]:
+    """The distinct exchanges, non-null intervals and (if asked) symbols of the bronze rows,
+    in one pass."""
+    values = [
         pl.col("exchange").unique().implode(),
         pl.col("interval").drop_nulls().unique().implode(),
-    ).row(0)
-    return exchanges, intervals
+    ]
+    if symbols:
+        values.append(pl.col("symbol").unique().implode())
+    row = bronze.select(values).row(0)
+    return row[0], row[1], row[2] if symbols else None
 
 
 def _source_interval(intervals: list[str], interval: Interval) -> Interval:
@@ -63,11 +70,12 @@ def _check_exchange(exchanges: list[str], exchange: str) -> None:
 
 
 def _normalizer(
-    dataset: str, previous: pl.DataFrame | None, exchange: str
+    dataset: str, previous: pl.DataFrame | None, exchange: str, plain: bool = False
 ) -> Callable[[pl.DataFrame], pl.DataFrame]:
-    """The normalizer of `dataset`, for bronze rows already checked to be of `exchange`."""
+    """The normalizer of `dataset`, for bronze rows already checked to be of `exchange`
+    (`plain`: candles whose symbols and intervals need no rewriting, `plain_provenance`)."""
     if dataset == "ohlcv":
-        return lambda bronze: normalize_ohlcv(bronze, exchange=exchange)
+        return lambda bronze: normalize_ohlcv(bronze, exchange=exchange, plain=plain)
     if dataset == "funding":
         return lambda bronze: normalize_funding(bronze, previous)
     if dataset == "open_interest":
@@ -109,14 +117,19 @@ def _coverage(
     )
 
 
-def _gap_counts(coverage: pl.DataFrame, grid: Interval | None) -> tuple[int, int]:
-    """(merged gaps, grid points they cover) over the coverage rows."""
+def _gap_counts(coverage: pl.DataFrame, grid: Interval | None) -> tuple[int, int, float]:
+    """(merged gaps, grid points they cover, minutes they span) over the coverage rows, in
+    one pass."""
     gap = pl.col("gaps").explode().struct
     span = (gap.field("end") - gap.field("start")).dt.total_milliseconds()
-    gaps, span_ms = coverage.select(
-        pl.col("gaps").list.len().sum().alias("gaps"), span.sum().alias("span")
+    seconds = (gap.field("end") - gap.field("start")).dt.total_seconds()
+    gaps, span_ms, spans = coverage.select(
+        pl.col("gaps").list.len().sum().alias("gaps"),
+        span.sum().alias("span"),
+        seconds.sum().alias("seconds"),
     ).row(0)
-    return int(gaps), int(span_ms or 0) // grid.ms if grid else 0
+    missing = int(span_ms or 0) // grid.ms if grid else 0
+    return int(gaps), missing, float(spans or 0) / 60.0
 
 
 @dataclass(frozen=True)
@@ -144,13 +157,18 @@ def validated(
     if dataset == "ohlcv" and interval is None:
         raise ValueError("ohlcv needs an interval")
     normalize = _normalizer(dataset, previous, exchange)
-    exchanges, intervals = _bronze_values(bronze)
+    ohlcv = dataset == "ohlcv"
+    exchanges, intervals, symbols = _bronze_values(bronze, symbols=ohlcv)
     _check_exchange(exchanges, exchange)
+    if ohlcv and symbols is not None and plain_provenance(symbols, intervals):
+        normalize = _normalizer(dataset, previous, exchange, plain=True)
 
     normalized = normalize(bronze)
-    deduped = dedup_latest(normalized, SILVER_KEYS[dataset])
+    deduped, unique = dedup_latest_keyed(normalized, SILVER_KEYS[dataset])
     source = _source_interval(intervals, interval) if dataset == "ohlcv" and interval else interval
-    good, quarantine = validate(deduped, dataset, interval=source, day=day, sorted_by_key=True)
+    good, quarantine = validate(
+        deduped, dataset, interval=source, day=day, sorted_by_key=True, unique_keys=unique
+    )
     counts = {
         "input": len(bronze),
         "unclosed": len(bronze) - len(normalized),
@@ -212,7 +230,7 @@ def build_silver(
     )
     counts["good"] = len(good)
     grid = {"ohlcv": interval, "open_interest": OPEN_INTEREST_PERIOD}.get(dataset)
-    counts["gaps"], counts["missing"] = _gap_counts(coverage, grid)
+    counts["gaps"], counts["missing"], gap_minutes = _gap_counts(coverage, grid)
     # `good` is in the silver schema and in key order (`dedup_latest`, `resample_ohlcv`): with
     # one exchange (checked) and one interval (validated), sorted by (symbol, ts) or, for
     # instruments, (symbol, kind).
@@ -221,4 +239,5 @@ def build_silver(
         quarantine=quarantine,
         coverage=coverage,
         counts=counts,
+        gap_minutes=gap_minutes,
     )

@@ -58,13 +58,16 @@ def _inside_day(day: date) -> list[Rule]:
 CONFLICTING_DUPLICATE = "conflicting duplicate key"
 
 
-def _duplicate_key(dataset: str, sorted_by_key: bool) -> list[Rule]:
+def _duplicate_key(dataset: str, sorted_by_key: bool | None) -> list[Rule]:
+    """None for `sorted_by_key`: the keys are known distinct, no row can share one."""
+    if sorted_by_key is None:
+        return []
     keys = list(SILVER_KEYS[dataset])
     shared = shares_key(keys) if sorted_by_key else pl.len().over(keys) > 1
     return [(shared, CONFLICTING_DUPLICATE)]
 
 
-def _ohlcv_rules(interval: Interval | None, day: date, sorted_by_key: bool) -> list[Rule]:
+def _ohlcv_rules(interval: Interval | None, day: date, sorted_by_key: bool | None) -> list[Rule]:
     o, h, low, c = (pl.col(n) for n in ("open", "high", "low", "close"))
     rules: list[Rule] = [
         *_required("ohlcv"),
@@ -85,7 +88,7 @@ def _ohlcv_rules(interval: Interval | None, day: date, sorted_by_key: bool) -> l
     return rules
 
 
-def _funding_rules(day: date, sorted_by_key: bool) -> list[Rule]:
+def _funding_rules(day: date, sorted_by_key: bool | None) -> list[Rule]:
     return [
         *_required("funding"),
         *_finite("funding_rate", "mark_price", "interval_hours", "apr"),
@@ -100,7 +103,7 @@ def _funding_rules(day: date, sorted_by_key: bool) -> list[Rule]:
     ]
 
 
-def _open_interest_rules(day: date, sorted_by_key: bool) -> list[Rule]:
+def _open_interest_rules(day: date, sorted_by_key: bool | None) -> list[Rule]:
     return [
         *_required("open_interest"),
         *_finite("open_interest", "open_interest_value"),
@@ -110,7 +113,7 @@ def _open_interest_rules(day: date, sorted_by_key: bool) -> list[Rule]:
     ]
 
 
-def _instrument_rules(sorted_by_key: bool) -> list[Rule]:
+def _instrument_rules(sorted_by_key: bool | None) -> list[Rule]:
     fields = list(SILVER_SCHEMAS["instruments"])
     kinds = [k.value for k in MarketKind]
     return [
@@ -125,8 +128,12 @@ def _instrument_rules(sorted_by_key: bool) -> list[Rule]:
 
 
 @lru_cache(maxsize=256)
-def _reason(dataset: str, interval: Interval | None, day: date, sorted_by_key: bool) -> pl.Expr:
-    """Every failed rule's message joined by "; " (empty when the row passes), built once."""
+def _reason(
+    dataset: str, interval: Interval | None, day: date, sorted_by_key: bool | None
+) -> pl.Expr:
+    """Every failed rule's message joined by "; " (empty when the row passes), built once.
+    `sorted_by_key` None: the keys are distinct, so the duplicate-key rule is left out (it
+    would fail no row, and it is the dearest rule)."""
     if dataset == "ohlcv":
         rules = _ohlcv_rules(interval, day, sorted_by_key)
     elif dataset == "funding":
@@ -150,6 +157,7 @@ def validate(
     interval: Interval | None,
     day: date,
     sorted_by_key: bool = False,
+    unique_keys: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split normalized, deduplicated rows into (good, quarantined).
 
@@ -160,13 +168,20 @@ def validate(
     quarantined as "conflicting duplicate key": silver cannot tell which one is right, and the
     coverage gap lets a later fetch repair it. `sorted_by_key`:
     the rows come sorted by the dataset's key, as `dedup_latest` leaves them, so shared keys
-    are found between neighbours.
+    are found between neighbours. `unique_keys`: no two rows share a key (as
+    `dedup_latest_keyed` tells), so that rule is not evaluated.
     """
-    checked = conform(df, working_schema(dataset)).with_columns(
-        _reason(dataset, interval, day, sorted_by_key)
+    conformed = conform(df, working_schema(dataset))
+    distinct = unique_keys and conformed is df  # (a cast could make distinct keys equal)
+    checked = conformed.with_columns(
+        _reason(dataset, interval, day, None if distinct else sorted_by_key)
     )
+    names = SILVER_SCHEMAS[dataset].names()
+    reasons = checked.get_column(QUARANTINE_REASON)
+    if not reasons.has_nulls() and not (reasons != "").any():  # every row passed (the usual)
+        return checked.select(names), checked.clear()
     passed = pl.col(QUARANTINE_REASON) == ""
-    good = collect(checked.lazy().filter(passed).select(SILVER_SCHEMAS[dataset].names()))
+    good = collect(checked.lazy().filter(passed).select(names))
     return good, checked.filter(~passed)
 
 
