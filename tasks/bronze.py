@@ -19,7 +19,6 @@ from clients.protocol import (
     UnknownSymbol,
 )
 from models.bronze import empty_bronze
-from models.coverage import COVERAGE_SCHEMA, GAP_STRUCT
 from models.dates import day_start, is_closed
 from models.enums import (
     EXCHANGE_DATASETS,
@@ -33,13 +32,12 @@ from models.enums import (
 from models.partitions import PartitionSpec
 from models.silver import SILVER_KEYS
 from storage import PartitionKey, Warehouse, WriteResult
-from storage.coverage import with_optional_columns
 from storage.planning import recorded_complete
 from tasks.context import RunContext
 from tasks.listings import TRADING_STATUSES, cached_history, known_in_history, listing_times
 from tasks.progress import Progress
 from tasks.runtime import run_logger, settle_heap, shared_gate
-from tasks.transform.coverage import build_coverage, judge_complete, settled
+from tasks.transform.coverage import Judge, SymbolCounts, count_symbols, coverage_frame, settled
 from tasks.transform.degrade import refused_symbols
 from tasks.transform.silver_batch import Validated, validated
 
@@ -243,71 +241,51 @@ def bronze_coverage(
     or else incomplete (fetched again). So is a symbol the exchange does not list."""
     facts = facts or SourceFacts()
     grid = _grid(spec)
-    records = build_coverage(
-        spec.dataset.value,
+    counts = count_symbols(
         checked.good,
-        exchange=spec.exchange.value,
         grid=grid,
         day=spec.day,
         symbols=[s for s in symbols if s not in not_listed],
         quarantined=checked.quarantine,
         closed=closed,
-        complete=False,
         now=now,
     )
-    records = judge_complete(
-        records,
-        checked.good,
-        grid=grid,
+    judge = Judge(grid=grid, day=spec.day, closed=closed, now=now, settle_days=settle_days)
+    until = (spec.day + timedelta(days=1 + settle_days)).isoformat()
+    complete: list[bool] = []
+    gap_reason: list[str | None] = []
+    unavailable: list[str | None] = []
+    for record in counts:
+        done, why = judge.counts(record)
+        gone = None
+        if record.rows_present == 0 and record.quarantined == 0:  # nothing of the symbol
+            done = False
+            if closed:
+                gone = unavailable_reason(
+                    spec, record.symbol, facts, now=now, settle_days=settle_days
+                )
+                why = None if gone else f"incomplete: no rows; fetched again until {until}"
+        complete.append(done)
+        gap_reason.append(why)
+        unavailable.append(gone or None)
+    for symbol in sorted(not_listed):
+        counts.append(SymbolCounts(symbol, 0, None, [], 0, None))
+        complete.append(False)
+        gap_reason.append(None)
+        unavailable.append(f"not listed on {spec.exchange.value}" if closed else None)
+    return coverage_frame(
+        counts,
+        layer=Layer.BRONZE.value,
+        dataset=spec.dataset.value,
+        exchange=spec.exchange.value,
+        interval=spec.interval.value if spec.interval else None,
         day=spec.day,
         closed=closed,
-        now=now,
-        settle_days=settle_days,
+        complete=complete,
+        updated_at=now,
+        gap_reason=gap_reason,
+        unavailable=unavailable,
     )
-    empty = records.filter((pl.col("rows_present") == 0) & (pl.col("quarantined") == 0)).get_column(
-        "symbol"
-    )
-    reasons = {
-        symbol: why
-        for symbol in empty.to_list()
-        if closed
-        and (why := unavailable_reason(spec, symbol, facts, now=now, settle_days=settle_days))
-    }
-    until = (spec.day + timedelta(days=1 + settle_days)).isoformat()
-    nothing = pl.col("symbol").is_in(empty.to_list())
-    gone = pl.col("symbol").is_in(list(reasons))
-    records = records.with_columns(
-        pl.when(gone | nothing).then(False).otherwise(pl.col("complete")).alias("complete"),
-        pl.when(gone)
-        .then(None)
-        .when(nothing & pl.lit(closed))
-        .then(pl.lit(f"incomplete: no rows; fetched again until {until}"))
-        .otherwise(pl.col("gap_reason"))
-        .alias("gap_reason"),
-        pl.col("symbol")
-        .replace_strict(list(reasons), list(reasons.values()), default=None, return_dtype=pl.String)
-        .alias("unavailable"),
-    )
-    unlisted = pl.DataFrame(
-        {
-            "symbol": sorted(not_listed),
-            "rows_present": 0,
-            "quarantined": 0,
-            "closed": closed,
-            "complete": False,
-            "unavailable": f"not listed on {spec.exchange.value}" if closed else None,
-        },
-        schema_overrides={"unavailable": pl.String()},
-    ).with_columns(pl.lit([], pl.List(GAP_STRUCT)).alias("gaps"))
-    records = pl.concat([records, with_optional_columns(unlisted)], how="diagonal_relaxed")
-    return records.with_columns(
-        pl.lit(Layer.BRONZE.value).alias("layer"),
-        pl.lit(spec.dataset.value).alias("dataset"),
-        pl.lit(spec.exchange.value).alias("exchange"),
-        pl.lit(spec.interval.value if spec.interval else None, pl.String).alias("interval"),
-        pl.lit(spec.day).alias("day"),
-        pl.lit(now).cast(COVERAGE_SCHEMA["updated_at"]).alias("updated_at"),
-    ).select(pl.col(n).cast(t) for n, t in COVERAGE_SCHEMA.items())
 
 
 async def fetch_partition(
