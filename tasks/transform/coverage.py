@@ -483,7 +483,7 @@ def judge_complete(
     """
     if coverage.is_empty():
         return coverage
-    last: dict[str, int | None] = {}
+    last: dict[str | None, int | None] = {}
     if grid is not None:
         good, runs = _symbol_runs(good)
         ms = _epoch_ms(good.get_column("ts")) if runs else np.empty(0, np.int64)
