@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -510,7 +511,7 @@ def _store_fetched(
     stored = _read_stored(warehouse, key) if repair else warehouse.read(key)
     if stored is not None and stored.is_empty():
         stored = None
-    schema_frame = empty_bronze(spec.exchange, spec.dataset)
+    schema_frame = _empty_bronze(spec.exchange, spec.dataset)
     # In symbol order (a client's frame holds one symbol): the merged file below then needs
     # no sort when no stored rows are kept. The judgement of `offered` does not depend on its
     # row order (`dedup_latest` sorts by key).
@@ -564,6 +565,11 @@ def _store_fetched(
             warehouse.coverage.upsert(records)
         else:
             coverage_batch.append(records)  # list.append is atomic: threads may share it
+
+
+# The empty frame of each bronze schema, built once (~0.5 ms each; frames are not modified in
+# place here, only concatenated).
+_empty_bronze = functools.cache(empty_bronze)
 
 
 def _first_symbol(frame: pl.DataFrame) -> str:
