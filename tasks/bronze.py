@@ -536,13 +536,11 @@ def _store_fetched(
         )
     written: WriteResult | None = None
     if summary.symbols_fetched:
-        kept = (
-            stored.filter(~pl.col("symbol").is_in(summary.symbols_fetched))
-            if stored is not None
-            else schema_frame
-        )
-        # diagonal: files stored before a column was added (Binance `source`) lack it
-        merged = pl.concat([offered, kept], how="diagonal_relaxed")
+        merged = offered  # nothing stored: `offered` holds the schema's columns already
+        if stored is not None:
+            kept = stored.filter(~pl.col("symbol").is_in(summary.symbols_fetched))
+            # diagonal: files stored before a column was added (Binance `source`) lack it
+            merged = pl.concat([offered, kept], how="diagonal_relaxed")
         if not merged.get_column("symbol").is_sorted():  # a stable sort of sorted rows is a no-op
             merged = merged.sort("symbol", maintain_order=True)
         window = (day_start(spec.day), day_start(spec.day) + timedelta(days=1))
