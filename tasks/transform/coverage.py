@@ -6,6 +6,7 @@ users who ask, with an explicit `is_filled` flag.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -207,9 +208,18 @@ _INT_GAPS = pl.List(pl.Struct({"start": pl.Int64(), "end": pl.Int64()}))
 
 def _constant(name: str, value: object, dtype: pl.DataType, height: int) -> pl.Series:
     """`value` repeated `height` times."""
-    if not height:
-        return pl.Series(name, [], dtype=dtype)
-    return pl.Series(name, [value], dtype=dtype).new_from_index(0, height)
+    return (
+        _one(name, value, dtype).new_from_index(0, height)
+        if height
+        else _one(name, None, dtype).clear()
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _one(name: str, value: object, dtype: pl.DataType) -> pl.Series:
+    """A one-row Series of `value`, built once (a partition's constants repeat: layer,
+    exchange, day...); only ever repeated by `new_from_index`, never modified."""
+    return pl.Series(name, [value], dtype=dtype)
 
 
 def coverage_frame(
