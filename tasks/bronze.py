@@ -234,7 +234,8 @@ def bronze_coverage(
 ) -> pl.DataFrame:
     """Coverage records of the symbols fetched in this run (`checked`: their rows judged by
     `assess`), complete only when nothing expected is missing or what is missing is a gap of
-    the source (`judge_complete`), and of the symbols the exchange does not list.
+    the source (`Judge`, the rules of `judge_complete`), and of the symbols the exchange does
+    not list. Counted, judged and built from the values in one pass (`count_symbols`).
 
     A symbol without any row of a closed day is never complete: it is *unavailable at the
     source* with the reason (`unavailable_reason`: the exchange dropped it, before its
