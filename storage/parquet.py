@@ -61,24 +61,68 @@ def partition_table(key: PartitionKey, frame: pl.DataFrame) -> pa.Table:
     an `exchange`/`interval` value other than the key's, or a `ts` outside the key's day
     (quarantine partitions may hold such rows: that is why they were rejected).
     """
+    return arrow_table(partition_frame(key, frame))
+
+
+def partition_frame(key: PartitionKey, frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` checked against `key` and with its partition columns filled in, as
+    `partition_table` stores it (before the conversion to Arrow). The checks are Series
+    operations, not queries: a bronze day file paid ~1 ms for four small queries."""
     if DATE_COLUMN in frame.columns:
         raise ValueError(f"{key}: column {DATE_COLUMN!r} is reserved for the partition path")
     for column, value in key.partition_values.items():
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(value, pl.String).alias(column))
             continue
-        wrong = frame.filter(pl.col(column).cast(pl.String).ne_missing(value))
-        if wrong.height:
-            found = wrong.get_column(column).unique().to_list()[:3]
+        held = frame.get_column(column)
+        values = held if held.dtype == pl.String else held.cast(pl.String)
+        wrong = values.ne_missing(value)
+        if wrong.any():
+            found = held.filter(wrong).unique().to_list()[:3]
             raise ValueError(f"{key}: column {column!r} holds {found}, expected only {value!r}")
-        frame = frame.with_columns(pl.col(column).cast(pl.String))
+        if values is not held:
+            frame = frame.with_columns(values)
     checks_day = key.layer is not Layer.QUARANTINE
     if checks_day and "ts" in frame.columns and isinstance(frame.schema["ts"], pl.Datetime):
-        days = frame.get_column("ts").dt.date().drop_nulls().unique()
-        outside = [d for d in days.to_list() if d != key.day]
-        if outside:
-            raise ValueError(f"{key}: rows with ts on other days {sorted(outside)[:3]}")
-    table = frame.to_arrow()
+        ts = frame.get_column("ts")
+        first, last = cast(datetime | None, ts.min()), cast(datetime | None, ts.max())
+        if first is not None and last is not None and not first.date() == key.day == last.date():
+            days = ts.dt.date().drop_nulls().unique()
+            outside = [d for d in days.to_list() if d != key.day]
+            if outside:
+                raise ValueError(f"{key}: rows with ts on other days {sorted(outside)[:3]}")
+    return frame
+
+
+# Polars dtypes whose Arrow type is the same at every compatibility level but for strings
+# (views at the newest level, large strings at the oldest): a frame of these alone converts
+# at the newest level, without copying its strings twice.
+_VIEW_SAFE = (
+    pl.String,
+    pl.Boolean,
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+    pl.Float32,
+    pl.Float64,
+    pl.Date,
+    pl.Datetime,
+)
+
+
+def arrow_table(frame: pl.DataFrame) -> pa.Table:
+    """`frame` as the Arrow table files store: plain strings throughout (`plain_strings`)."""
+    if all(isinstance(dtype, _VIEW_SAFE) for dtype in frame.dtypes):
+        # Polars holds strings as views: converting to large strings copies them, and the
+        # cast to plain strings copies them again; from views, one copy.
+        table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
+    else:
+        table = frame.to_arrow()
     return table.cast(pa.schema([f.with_type(plain_strings(f.type)) for f in table.schema]))
 
 
@@ -124,13 +168,39 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     sample = cast(
         pl.DataFrame, pl.from_arrow(table.select(eligible).slice(0, DICTIONARY_SAMPLE_ROWS))
     )
+    return _few_distinct(sample)
+
+
+def frame_dictionary_columns(frame: pl.DataFrame) -> list[str]:
+    """`dictionary_columns` of `arrow_table(frame)`, decided on the frame itself (no
+    conversion of the sample back from Arrow): the same columns are flat and not floating
+    point in both, with the same values."""
+    eligible = [
+        name for name, dtype in frame.schema.items() if not (dtype.is_float() or dtype.is_nested())
+    ]
+    if not eligible:
+        return []
+    return _few_distinct(frame.select(eligible).head(DICTIONARY_SAMPLE_ROWS))
+
+
+def _few_distinct(sample: pl.DataFrame) -> list[str]:
+    """The columns of `sample` with at most one distinct value per 4 rows."""
     counts = sample.select(pl.all().n_unique()).row(0)
     rows = max(sample.height, 4)
-    return [name for name, distinct in zip(eligible, counts, strict=True) if distinct * 4 <= rows]
+    return [
+        name for name, distinct in zip(sample.columns, counts, strict=True) if distinct * 4 <= rows
+    ]
 
 
-def encode(table: pa.Table, metadata: dict[str, str] | None = None) -> bytes:
-    """Serialize a table to Parquet bytes in memory."""
+def encode(
+    table: pa.Table,
+    metadata: dict[str, str] | None = None,
+    *,
+    dictionary: Sequence[str] | None = None,
+) -> bytes:
+    """Serialize a table to Parquet bytes in memory. `dictionary`: the columns to dictionary
+    encode when the caller has decided (`frame_dictionary_columns`), else
+    `dictionary_columns`."""
     if metadata:
         merged = {
             **(table.schema.metadata or {}),
@@ -144,7 +214,7 @@ def encode(table: pa.Table, metadata: dict[str, str] | None = None) -> bytes:
     pq.write_table(
         table,
         sink,
-        use_dictionary=dictionary_columns(table),
+        use_dictionary=list(dictionary) if dictionary is not None else dictionary_columns(table),
         use_byte_stream_split=floats,  # ~28% smaller for prices and volumes than dictionary
         compression=COMPRESSION,
         compression_level=COMPRESSION_LEVEL,

@@ -24,7 +24,14 @@ from models.silver import QUARANTINE_REASON, SILVER_SCHEMAS
 from storage.coverage import CoverageIndex
 from storage.fs import Store, open_location
 from storage.layout import DATE_COLUMN, PartitionKey, dataset_dir, layer_of, parse_path
-from storage.parquet import encode, file_metadata, our_metadata, partition_table
+from storage.parquet import (
+    arrow_table,
+    encode,
+    file_metadata,
+    frame_dictionary_columns,
+    our_metadata,
+    partition_frame,
+)
 
 
 @dataclass
@@ -116,7 +123,8 @@ class Warehouse:
         Raises `ShrinkRefused` (writing nothing) when `closed` and the stored file has more
         rows than `frame`, unless `force`. Raises ValueError if `frame` contradicts `key`.
         """
-        table = partition_table(key, frame)
+        frame = partition_frame(key, frame)
+        table = arrow_table(frame)
         previous = self._previous_rows(key)
         if closed and not force and previous is not None and previous > table.num_rows:
             raise ShrinkRefused(key, previous, table.num_rows)
@@ -125,7 +133,7 @@ class Warehouse:
                 self._store.delete(key.path)
             return WriteResult(key, self.path(key), 0, 0, previous)
         meta = file_metadata(key, table.num_rows, closed=closed, window=window)
-        data = encode(table, meta)
+        data = encode(table, meta, dictionary=frame_dictionary_columns(frame))
         self._store.put_bytes(key.path, data)
         stamp = self._store.stamps([key.path]).get(key.path)
         return WriteResult(key, self.path(key), table.num_rows, len(data), previous, stamp)

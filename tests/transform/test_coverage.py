@@ -218,3 +218,19 @@ def test_gaps_and_counts_match_the_expected_grid(
     assert row["rows_expected"] == len(expected)
     assert row["rows_present"] == len({m for m in present if 0 <= m < 1440})
     assert gaps(row) == reference_gaps(present, expected)
+
+
+def test_coverage_does_not_depend_on_row_order_or_null_times() -> None:
+    """Rows in any order, a symbol's rows apart, a null `ts`: the records of the sorted rows."""
+    present = [m for m in range(1440) if m % 7]
+    rows = pl.concat([minutes(DAY, present, "BTCUSDT"), minutes(DAY, [0, 5, 5, 1439], "ETHUSDT")])
+    sorted_out = coverage(rows, symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    shuffled = rows.sample(fraction=1.0, shuffle=True, seed=3)
+    with_null = pl.concat([shuffled, shuffled.head(1).with_columns(pl.lit(None).alias("ts"))])
+    for frame in (shuffled, with_null):
+        out = coverage(frame, symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+        assert out.drop("updated_at").equals(sorted_out.drop("updated_at"))
+    eth = sorted_out.row(1, named=True)
+    assert (eth["symbol"], eth["rows_present"]) == ("ETHUSDT", 3)
+    assert gaps(eth) == [(1, 5), (6, 1439)]
+    assert sorted_out.row(2, named=True)["rows_present"] == 0
