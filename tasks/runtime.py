@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 import weakref
 from typing import Any
 
@@ -43,7 +44,10 @@ def shared_gate(name: str, size: int) -> asyncio.Semaphore:
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
-    """Prefect's run logger inside a run, a module logger outside one."""
+    """Prefect's run logger inside a run, a module logger outside one. A process that has not
+    imported Prefect is in no run: it is not imported for the question (~1.7 s of CPU)."""
+    if "prefect" not in sys.modules:
+        return logging.getLogger("crypto_pipeline")
     try:
         from prefect import get_run_logger
 
