@@ -41,18 +41,12 @@ def process_cpu_s() -> float:
 
 
 def _context(warehouse: str, sandbox_url: str = "http://127.0.0.1:9") -> Any:
-    os.environ.update(
-        {
-            "CRYPTO_PIPELINE_WAREHOUSE": warehouse,
-            "CRYPTO_PIPELINE_SANDBOX_URL": sandbox_url,
-            "CRYPTO_PIPELINE_CLIENT_RATE_LIMITS": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-        }
-    )
+    """The run's context, its settings passed (not read from the environment)."""
     from models.settings import load_settings
     from tasks.context import RunContext
 
-    return RunContext(load_settings())
+    settings = load_settings(warehouse=warehouse, sandbox_url=sandbox_url, client_rate_limits=False)
+    return RunContext(settings)
 
 
 def _request(ctx: Any) -> Any:
