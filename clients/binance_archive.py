@@ -34,7 +34,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Literal
 
 import aiohttp
@@ -326,25 +325,19 @@ def bronze_rows(
         if name in _TIME_COLUMNS:
             value = values[name]
             if value is None:
-                columns.append(_one_value(name, None, dtype).new_from_index(0, height))
+                columns.append(pl.Series(name, [None], dtype=dtype).new_from_index(0, height))
             else:
                 times = pl.Series(name, np.full(height, value, dtype=np.int64))
                 columns.append(times.cast(dtype))
         elif name in _TEXT_COLUMNS:
             columns.append(fixed.get_column(name))
         elif name in constants or name not in raw.columns:
-            columns.append(_one_value(name, constants.get(name), dtype).new_from_index(0, height))
+            one = pl.Series(name, [constants.get(name)], dtype=dtype)
+            columns.append(one.new_from_index(0, height))
         else:
             column = raw.get_column(name)
             columns.append(column if column.dtype == dtype else column.cast(dtype))
     return pl.DataFrame(columns)
-
-
-@lru_cache(maxsize=1024)
-def _one_value(name: str, value: str | None, dtype: pl.DataType) -> pl.Series:
-    """A one-row column holding `value` (built once: a Series from a Python list costs ~50 µs,
-    and every day of a file asks the same)."""
-    return pl.Series(name, [value], dtype=dtype)
 
 
 _TIME_COLUMNS = frozenset(("window_start", "window_end", "fetched_at"))
