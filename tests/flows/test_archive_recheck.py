@@ -42,7 +42,7 @@ SELECTION = Selection(
 )
 
 
-def bronze(warehouse: Path, url: str, *, recheck: bool) -> Any:
+def bronze(warehouse: Path, url: str, *, recheck: bool, selection: Selection = SELECTION) -> Any:
     async def go() -> Any:
         settings = load_settings(
             warehouse=str(warehouse),
@@ -51,16 +51,16 @@ def bronze(warehouse: Path, url: str, *, recheck: bool) -> Any:
             binance_archive_recheck=recheck,
         )
         ctx = RunContext(settings)
-        return await run_bronze(SELECTION.resolve(ctx.settings), ctx, DIRECT)
+        return await run_bronze(selection.resolve(ctx.settings), ctx, DIRECT)
 
     return asyncio.run(go())
 
 
-def silver(warehouse: Path, url: str) -> Any:
+def silver(warehouse: Path, url: str, selection: Selection = SELECTION) -> Any:
     async def go() -> Any:
         settings = load_settings(warehouse=str(warehouse), sandbox_url=url)
         ctx = RunContext(settings)
-        return await run_silver(SELECTION.resolve(ctx.settings), ctx, DIRECT)
+        return await run_silver(selection.resolve(ctx.settings), ctx, DIRECT)
 
     return asyncio.run(go())
 
@@ -172,28 +172,6 @@ PERP_SELECTION = Selection(
 )
 
 
-def perp_bronze(warehouse: Path, url: str) -> Any:
-    async def go() -> Any:
-        settings = load_settings(
-            warehouse=str(warehouse),
-            sandbox_url=url,
-            binance_source="auto",
-            binance_archive_recheck=True,
-        )
-        ctx = RunContext(settings)
-        return await run_bronze(PERP_SELECTION.resolve(ctx.settings), ctx, DIRECT)
-
-    return asyncio.run(go())
-
-
-def perp_silver(warehouse: Path, url: str) -> Any:
-    async def go() -> Any:
-        ctx = RunContext(load_settings(warehouse=str(warehouse), sandbox_url=url))
-        return await run_silver(PERP_SELECTION.resolve(ctx.settings), ctx, DIRECT)
-
-    return asyncio.run(go())
-
-
 def silver_funding(warehouse: Path) -> pl.DataFrame:
     frame = Warehouse(str(warehouse)).scan(Layer.SILVER, "funding").collect()
     return frame.sort("ts")
@@ -217,9 +195,9 @@ def test_replaced_funding_and_metrics_files_are_reingested_never_degrading(
 
     server = make_sandbox(seed=7, rate_limits="off", faults="none")
     faults = archive_faults(server.app)
-    first = perp_bronze(tmp_path, server.url)
+    first = bronze(tmp_path, server.url, recheck=True, selection=PERP_SELECTION)
     assert first.failures == []
-    assert perp_silver(tmp_path, server.url).failures == []
+    assert silver(tmp_path, server.url, PERP_SELECTION).failures == []
     built = silver_funding(tmp_path)
     funding = {day: stored_perp(tmp_path, Dataset.FUNDING, day) for day in DAYS}
     oi = {day: stored_perp(tmp_path, Dataset.OPEN_INTEREST, day) for day in DAYS}
@@ -233,12 +211,12 @@ def test_replaced_funding_and_metrics_files_are_reingested_never_degrading(
 
     # Unchanged: one .CHECKSUM per stored file (one funding month, two metrics days).
     asked = faults.requests
-    assert perp_bronze(tmp_path, server.url).failures == []
+    assert bronze(tmp_path, server.url, recheck=True, selection=PERP_SELECTION).failures == []
     assert faults.requests - asked == 3
 
     faults.replaced["BTCUSDT-fundingRate-2024-03.zip"] = "revised"
     faults.replaced[f"BTCUSDT-metrics-{DAYS[0].isoformat()}.zip"] = "revised"
-    revised = perp_bronze(tmp_path, server.url)
+    revised = bronze(tmp_path, server.url, recheck=True, selection=PERP_SELECTION)
     assert revised.failures == []
     for day in DAYS:
         now = stored_perp(tmp_path, Dataset.FUNDING, day)
@@ -251,7 +229,7 @@ def test_replaced_funding_and_metrics_files_are_reingested_never_degrading(
     assert oi_now.height == oi[DAYS[0]].height
     assert stored_perp(tmp_path, Dataset.OPEN_INTEREST, DAYS[1]).equals(oi[DAYS[1]])
     # Silver funding built from the old file is rebuilt with the revised rates.
-    assert perp_silver(tmp_path, server.url).failures == []
+    assert silver(tmp_path, server.url, PERP_SELECTION).failures == []
     rebuilt = silver_funding(tmp_path)
     assert rebuilt.height == built.height
     revised_by = (rebuilt["funding_rate"] - built["funding_rate"]).round(10).unique().to_list()
@@ -259,6 +237,6 @@ def test_replaced_funding_and_metrics_files_are_reingested_never_degrading(
 
     # The other day's metrics file loses its last hour: that day keeps what it stored.
     faults.replaced[f"BTCUSDT-metrics-{DAYS[1].isoformat()}.zip"] = "shortened"
-    short = perp_bronze(tmp_path, server.url)
+    short = bronze(tmp_path, server.url, recheck=True, selection=PERP_SELECTION)
     assert any(DAYS[1].isoformat() in f for f in short.failures), short.failures
     assert stored_perp(tmp_path, Dataset.OPEN_INTEREST, DAYS[1]).equals(oi[DAYS[1]])
