@@ -253,7 +253,6 @@ def bronze_coverage(
         now=now,
     )
     judge = Judge(grid=grid, day=spec.day, closed=closed, now=now, settle_days=settle_days)
-    until = (spec.day + timedelta(days=1 + settle_days)).isoformat()
     complete: list[bool] = []
     gap_reason: list[str | None] = []
     unavailable: list[str | None] = []
@@ -266,7 +265,7 @@ def bronze_coverage(
                 gone = unavailable_reason(
                     spec, record.symbol, facts, now=now, settle_days=settle_days
                 )
-                why = None if gone else f"incomplete: no rows; fetched again until {until}"
+                why = None if gone else f"incomplete: no rows; fetched again until {judge.until}"
         complete.append(done)
         gap_reason.append(why)
         unavailable.append(gone or None)
