@@ -156,12 +156,11 @@ def validated(
     exchange = Exchange(exchange).value
     if dataset == "ohlcv" and interval is None:
         raise ValueError("ohlcv needs an interval")
-    normalize = _normalizer(dataset, previous, exchange)
     ohlcv = dataset == "ohlcv"
     exchanges, intervals, symbols = _bronze_values(bronze, symbols=ohlcv)
     _check_exchange(exchanges, exchange)
-    if ohlcv and symbols is not None and plain_provenance(symbols, intervals):
-        normalize = _normalizer(dataset, previous, exchange, plain=True)
+    plain = ohlcv and symbols is not None and plain_provenance(symbols, intervals)
+    normalize = _normalizer(dataset, previous, exchange, plain=plain)
 
     normalized = normalize(bronze)
     deduped, unique = dedup_latest_keyed(normalized, SILVER_KEYS[dataset])
