@@ -36,9 +36,9 @@ from tests.e2e.conftest import PrefectStack
 
 REDIS_URL = os.environ.get("CRYPTO_PIPELINE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
 RUNS = 2
-# four days of 1m candles of two symbols per run: ~16 s of the scaled OKX allowance each, long
-# beside the skew of the two runs' starts (clone and install steps on a loaded machine)
-DAYS = 8
+# eight days of 1m candles of two symbols per run (~17 s each), long beside the skew of the
+# two runs' starts (clone and install steps; four days, ~8 s, once did not overlap)
+DAYS = 16
 
 
 @pytest.fixture
