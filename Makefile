@@ -58,13 +58,11 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--generate-hashes --extra demo pyproject.toml -o requirements.lock
 
-# The full run, a year of Binance spot 1m through the archive (benchmarks/archive.py), then the
-# scale point: 100 symbols x 7 days x 1m x 3 exchanges of the sandbox's
-# realistic universe, limits off, beside 10 symbols (benchmarks/scale.py).
+# Both print one JSON line last. The full run adds the archive's memory check (3 and 12 months
+# alone), a year of 1m through the pipeline, the Hub publish and the scale point: 100 symbols x
+# 7 days x 1m x 3 exchanges of the sandbox's realistic universe beside 10 (benchmarks/scale.py).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --full
-	$(BIN)/python -m benchmarks.archive --memory-check --to-bronze
-	$(BIN)/python -m benchmarks.scale
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick

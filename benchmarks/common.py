@@ -79,6 +79,26 @@ def run_worker(job: dict[str, Any], env: dict[str, str] | None = None) -> dict[s
     return dict(json.loads(lines[-1]))
 
 
+def run_benchmark(module: str, *args: str) -> dict[str, Any]:
+    """Run another benchmark (`python -m benchmarks.<module> ...`) in its own process, its
+    lines passed through as they come; returns its JSON line (the last line it prints)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    last = ""
+    for line in proc.stdout:
+        if line.startswith("{"):
+            last = line
+        else:
+            say("  " + line.rstrip())
+    if proc.wait() != 0 or not last:
+        raise RuntimeError(f"benchmark {module} failed (exit {proc.returncode})")
+    return dict(json.loads(last))
+
+
 def children_peak_rss_mb() -> float:
     """Peak RSS of the largest child process waited for so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

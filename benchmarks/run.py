@@ -4,6 +4,10 @@
     python -m benchmarks.run --full    # adds a year of 1m candles, scaling and the Hub publish
     python -m benchmarks.run --fetch-only  # the quick throughput section alone
 
+One JSON object holds every figure: the sections of this module, the shared allowance
+(`benchmarks.shared_allowance`), the archive path (`benchmarks.archive`, `archive_*` keys) and,
+in the full run, the scale in symbols (`benchmarks.scale`, `scale_*` keys).
+
 Every backfill runs in its own worker process (`benchmarks.worker`) against a sandbox exchange
 served from this process, so the figures include real HTTP, JSON decoding and Parquet writes, and
 each worker's peak RSS is its own. Figures are medians over the repeats.
@@ -36,6 +40,7 @@ from benchmarks.common import (
     prefect_database,
     prefect_server,
     process_cpu_s,
+    run_benchmark,
     run_worker,
     say,
 )
@@ -493,6 +498,19 @@ def scaling(server: SandboxServer, repeats: int) -> dict[str, Any]:
     return {"wall_s_by_days": by_days, "s_per_day": per_day, "wall_s_by_symbols": by_symbols}
 
 
+def archive_path(full: bool) -> dict[str, Any]:
+    """`benchmarks.archive` through the bronze stage (its `archive_*` keys): quick, one warm
+    run; full, three and the memory check (3 and 12 months, each alone)."""
+    args = ["--to-bronze"] + (["--memory-check"] if full else ["--repeats", "1"])
+    return run_benchmark("archive", *args)
+
+
+def symbol_scale() -> dict[str, Any]:
+    """`benchmarks.scale` (10 and 100 symbols), its figures under `scale_` keys."""
+    figures = run_benchmark("scale")
+    return {f"scale_{k}": v for k, v in figures.items() if k not in ("when", "machine")}
+
+
 def hub_publish(warehouse: str) -> dict[str, Any]:
     """Publish the year's silver to the fake Hub (one commit), in a worker process."""
     from tests.fake_hub import FakeHub
@@ -554,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     say("shared allowance: N = 1, 2, 4 backfills on one sandbox, Redis allowance")
     modes = ("cli", "deployment") if full else ("cli",)
     figures.update(shared_allowance(database=args.prefect_db, modes=modes))
+    say("archive path: a year of 1m Binance spot via the archive, REST allowance real")
+    figures.update(archive_path(full))
     say("transforms in memory")
     figures.update(transform_speed(7, repeats + 1))
     if full:
@@ -567,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             figures.update(year_run(server, wh))
             say("Hub publish of the year (fake Hub)")
             figures.update(hub_publish(wh))
+        say("scale with symbols: 10 and 100 symbols of the realistic universe, 7 days")
+        figures.update(symbol_scale())
     return _report(figures, started)
 
 
