@@ -11,6 +11,7 @@ that run from every exchange's silver. Every removed file is logged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -119,11 +120,18 @@ def _reset_coverage(
     return reset.height
 
 
-def mark_stale(warehouse: Warehouse, layer: Layer, stale: dict[PartitionSpec, str]) -> int:
+def mark_stale(
+    warehouse: Warehouse,
+    layer: Layer,
+    stale: dict[PartitionSpec, str],
+    symbols: Mapping[PartitionSpec, Collection[str]] | None = None,
+) -> int:
     """Mark the `layer` coverage records of the partitions in `stale` not complete (rows and
     files kept), so the next run of that layer builds them again: e.g. silver days whose bronze
     a source replaced. Each partition's reason goes to `gap_reason` and the log; one upsert.
-    Returns how many records were marked."""
+    `symbols`: only these symbols' records of a partition (e.g. the bronze rows of one replaced
+    archive file: fetched again, the other symbols' rows kept). Returns how many records were
+    marked."""
     marked: list[pl.DataFrame] = []
     for spec, reason in stale.items():
         records = warehouse.coverage.query(
@@ -134,6 +142,8 @@ def mark_stale(warehouse: Warehouse, layer: Layer, stale: dict[PartitionSpec, st
             start=spec.day,
             end=spec.day,
         ).filter(pl.col("complete"))
+        if symbols is not None and spec in symbols:
+            records = records.filter(pl.col("symbol").is_in(list(symbols[spec])))
         if not records.is_empty():
             marked.append(records.with_columns(pl.lit(reason, pl.String).alias("gap_reason")))
             log.warning("%s %s marked for rebuilding: %s", layer.value, spec.label, reason)

@@ -6,11 +6,13 @@ of the file's SHA-256 in `source` (`archive:BTCUSDT-1m-2024-03.zip:1a2b3c4d5e6f7
 `recheck_archive` reads the `symbol` and `source` columns of the closed Binance partitions of
 a request that the plan leaves alone (recorded complete), asks the archive once for each
 distinct file's `.CHECKSUM` (~100 bytes; a month of 1m candles of a symbol is one file), and
-adds the partitions holding rows of a file whose served checksum differs to the plan as to be
-redone, with the reason. The bronze stage redoes them as it redoes damaged files: every symbol
-of the day is fetched again (the new file's rows carry its new checksum) and merged under the
-never-degrade rule, so a replacement that loses or invalidates a stored row of a symbol keeps
-that symbol's stored rows and is reported as a failure (good data is never replaced by less).
+for a file whose served checksum differs marks the bronze coverage of the symbols holding its
+rows not complete (with the reason) and adds their partitions to the plan. The bronze stage
+then fetches those symbols again, as it fetches any symbol not complete (the new file's rows
+carry its new checksum; the other symbols of the day keep their stored rows, untouched), and
+merges them under the never-degrade rule, so a replacement that loses or invalidates a stored
+row of a symbol keeps that symbol's stored rows and is reported as a failure (good data is
+never replaced by less).
 
 Opt-in (`--recheck-archive`, `CRYPTO_PIPELINE_BINANCE_ARCHIVE_RECHECK=true`), with source
 `auto` or `archive`: without it a re-run of complete days makes no request at all (what the
@@ -48,33 +50,37 @@ def _kind(dataset: Dataset) -> MarketKind:
     return MarketKind.SPOT if dataset is Dataset.OHLCV else MarketKind.PERP
 
 
+StoredRows = dict[StoredFile, dict[PartitionSpec, set[str]]]
+
+
 def stored_files(
     warehouse: Warehouse, specs: list[PartitionSpec]
-) -> dict[tuple[str, str], dict[StoredFile, set[PartitionSpec]]]:
-    """Per (archive path, file name): each stored checksum of it and the partitions holding
-    rows from it, read from the `source` column only. A file that does not read back is left
-    to the plan's damage check."""
-    found: dict[tuple[str, str], dict[StoredFile, set[PartitionSpec]]] = defaultdict(
-        lambda: defaultdict(set)
+) -> dict[tuple[str, str], StoredRows]:
+    """Per (archive path, file name): each stored checksum of it, the partitions holding rows
+    from it and the symbols of those rows, read from the `symbol` and `source` columns only. A
+    file that does not read back is left to the plan's damage check."""
+    found: dict[tuple[str, str], StoredRows] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(set))
     )
     for spec in specs:
         key = PartitionKey.of(spec)
         try:
-            frame = warehouse.read(key, columns=["source"])
+            frame = warehouse.read(key, columns=["symbol", "source"])
         except Exception as exc:  # no `source` column (older file) or unreadable (the plan's
             # damage check names and redoes those): nothing to compare
             log.warning("archive recheck: %s skipped: %s", warehouse.path(key), exc)
             continue
         if frame is None or "source" not in frame.columns:
             continue
-        for label in frame.get_column("source").unique().drop_nulls().to_list():
+        pairs = frame.select("symbol", "source").unique().drop_nulls().iter_rows()
+        for symbol, label in pairs:
             try:
                 stored = StoredFile.parse(label)
                 path = stored.path(_kind(spec.dataset)) if stored else None
             except ValueError as exc:
                 raise ValueError(f"{warehouse.path(key)}: {exc}") from None
             if stored is not None and path is not None:
-                found[(path, stored.name)][stored].add(spec)
+                found[(path, stored.name)][stored][spec].add(symbol)
     return found
 
 
@@ -92,12 +98,17 @@ def built_from(request: RunRequest, spec: PartitionSpec) -> list[PartitionSpec]:
     ]
 
 
-def _silver_stale(
-    warehouse: Warehouse, request: RunRequest, replaced: dict[PartitionSpec, str]
+def _mark_replaced(
+    warehouse: Warehouse,
+    request: RunRequest,
+    replaced: dict[PartitionSpec, str],
+    symbols: dict[PartitionSpec, set[str]],
 ) -> None:
-    """Silver built from a replaced file is rebuilt by the next silver run (its records are
-    marked not complete now, before the re-ingest: a rebuild from unchanged bronze is
-    harmless, a silver day left on the old file's values is not)."""
+    """The bronze records of the replaced files' symbols marked not complete (fetched again
+    by this run's bronze stage, or the next one if this one fails), and the silver built from
+    them (rebuilt by the next silver run; marked now, before the re-ingest: a rebuild from
+    unchanged bronze is harmless, a silver day left on the old file's values is not)."""
+    mark_stale(warehouse, Layer.BRONZE, replaced, symbols)
     stale = {
         built: f"bronze re-ingested: {why}"
         for spec, why in replaced.items()
@@ -108,9 +119,9 @@ def _silver_stale(
 
 async def recheck_archive(ctx: RunContext, request: RunRequest, planned: Plan) -> Plan:
     """`planned` plus the closed Binance partitions holding rows of an archive file replaced
-    at the source since (named in `Plan.damaged` with the stored and served checksums).
-    Unchanged unless the settings ask for it (`binance_archive_recheck`) and the source is
-    `auto` or `archive`."""
+    at the source since, whose symbols from that file are now recorded not complete (the
+    reason names the stored and served checksums). Unchanged unless the settings ask for it
+    (`binance_archive_recheck`) and the source is `auto` or `archive`."""
     settings = ctx.settings
     if not settings.binance_archive_recheck or settings.binance_source == "rest":
         return planned
@@ -137,14 +148,15 @@ async def recheck_archive(ctx: RunContext, request: RunRequest, planned: Plan) -
 
     keys = list(files)
     answers = await asyncio.gather(*(served(path) for path, _ in keys), return_exceptions=True)
-    damaged = dict(planned.damaged)
+    replaced: dict[PartitionSpec, str] = {}
+    symbols: dict[PartitionSpec, set[str]] = defaultdict(set)
     for (path, name), answer in zip(keys, answers, strict=True):
         if isinstance(answer, ArchiveUnavailable):
             log.warning("archive recheck: %s", answer)
             continue
         if isinstance(answer, BaseException):
             raise answer
-        for stored, specs in files[(path, name)].items():
+        for stored, held in files[(path, name)].items():
             if answer is None:
                 why = f"archive file {name} withdrawn at the source (its .CHECKSUM is 404)"
                 log.warning("archive recheck: %s; stored rows kept", why)
@@ -155,15 +167,16 @@ async def recheck_archive(ctx: RunContext, request: RunRequest, planned: Plan) -
                 f"archive file {name} replaced at the source "
                 f"(stored {stored.sha256_prefix}…, served {answer[:16]}…)"
             )
-            for spec in specs:
-                damaged.setdefault(spec, why)
-    if len(damaged) == len(planned.damaged):
+            for spec, names in held.items():
+                replaced.setdefault(spec, why)
+                symbols[spec] |= names
+    if not replaced:
         log.info("archive recheck: %d stored archive files unchanged", len(keys))
         return planned
-    replaced = {spec: why for spec, why in damaged.items() if spec not in planned.damaged}
     for spec, why in replaced.items():
-        if spec not in todo:
-            log.warning("bronze %s: %s; re-ingesting it", spec.label, why)
-    await asyncio.to_thread(_silver_stale, ctx.warehouse, request, replaced)
-    order = [s for s in request.partitions(derived=False) if s in todo or s in damaged]
-    return Plan(order, damaged)
+        log.warning(
+            "bronze %s: %s; re-ingesting %s", spec.label, why, ", ".join(sorted(symbols[spec]))
+        )
+    await asyncio.to_thread(_mark_replaced, ctx.warehouse, request, replaced, symbols)
+    order = [s for s in request.partitions(derived=False) if s in todo or s in replaced]
+    return Plan(order, dict(planned.damaged))

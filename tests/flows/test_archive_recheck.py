@@ -122,10 +122,12 @@ def test_a_replaced_archive_file_is_reingested_never_degrading(
     assert checked.failures == [] and faults.requests - asked == 2
     assert all(stored(tmp_path, day).equals(before[day]) for day in DAYS)
 
-    # A revised file: same rows, new content and checksum -> re-ingested.
+    # A revised file: same rows, new content and checksum -> its symbol re-ingested, alone.
     faults.replaced["BTCUSDT-1m-2024-03.zip"] = "revised"
+    served = faults.served
     revised = bronze(tmp_path, server.url, recheck=True)
     assert revised.failures == []
+    assert faults.served - served == 1  # BTCUSDT's month file only: ETHUSDT's is unchanged
     for day in DAYS:
         now = stored(tmp_path, day)
         assert now.height == 2 * 1440
@@ -136,8 +138,8 @@ def test_a_replaced_archive_file_is_reingested_never_degrading(
         btc_old = before[day].filter(pl.col("symbol") == "BTCUSDT")
         assert (btc_now["trades"] - btc_old["trades"]).unique().to_list() == [1]
         assert btc_now["close"].equals(btc_old["close"])
-        eth = now.filter(pl.col("symbol") == "ETHUSDT").drop("fetched_at")
-        assert eth.equals(before[day].filter(pl.col("symbol") == "ETHUSDT").drop("fetched_at"))
+        eth = now.filter(pl.col("symbol") == "ETHUSDT")
+        assert eth.equals(before[day].filter(pl.col("symbol") == "ETHUSDT"))  # never refetched
 
     # Silver built from the old file is rebuilt by the next silver run, with the new values.
     assert silver_complete(tmp_path) == [False, False]
