@@ -523,8 +523,9 @@ def _store_fetched(
     offered = pl.concat([schema_frame, *sorted(frames, key=_first_symbol)], how="vertical_relaxed")
     stored_symbols = set(stored.get_column("symbol").unique()) if stored is not None else set()
     checked: Validated | None = None  # `offered` judged once, for the guard and for coverage
+    refused: Validated | None = None  # the stored rows kept of the symbols refused
     if closed and stored is not None:
-        offered, checked = _refuse_degraded(spec, stored, offered, summary)
+        offered, checked, refused = _refuse_degraded(spec, stored, offered, summary)
     unlisted_kept = sorted(set(summary.symbols_not_listed) & stored_symbols)
     summary.symbols_kept_unlisted = unlisted_kept
     for symbol in unlisted_kept:
@@ -552,16 +553,31 @@ def _store_fetched(
     # the exchange dropped these: recorded unavailable, unless rows of the day are stored
     gone = [s for s in summary.symbols_unavailable if s not in stored_symbols]
     coverage_symbols = summary.symbols_fetched + gone + unlisted
+    parts = []
     if coverage_symbols:
-        records = bronze_coverage(
-            spec,
-            checked if checked is not None else assess(spec, offered),
-            coverage_symbols,
-            closed=closed,
-            now=now,
-            settle_days=settle_days,
-            not_listed=unlisted,
-            facts=facts,
+        judged = checked if checked is not None else assess(spec, offered)
+        parts.append((judged, coverage_symbols))
+    if refused is not None:
+        # A refused symbol's record describes the rows it keeps (it may have been marked not
+        # complete to be fetched again, e.g. a replaced archive file): a later run does not
+        # ask the worse answer again. This run still fails, naming the symbol.
+        parts.append((refused, sorted(set(refused.good.get_column("symbol")))))
+    if parts:
+        records = pl.concat(
+            [
+                bronze_coverage(
+                    spec,
+                    judged,
+                    symbols,
+                    closed=closed,
+                    now=now,
+                    settle_days=settle_days,
+                    not_listed=unlisted,
+                    facts=facts,
+                )
+                for judged, symbols in parts
+            ],
+            how="diagonal_relaxed",
         )
         records = written.stamp_records(records) if written else records
         if coverage_batch is None:
@@ -591,18 +607,20 @@ def _read_stored(warehouse: Warehouse, key: PartitionKey) -> pl.DataFrame | None
 
 def _refuse_degraded(
     spec: PartitionSpec, stored: pl.DataFrame, offered: pl.DataFrame, summary: FetchSummary
-) -> tuple[pl.DataFrame, Validated | None]:
+) -> tuple[pl.DataFrame, Validated | None, Validated | None]:
     """`offered` without the fetched symbols whose answer would degrade the stored closed day
     (a valid stored row lost or now invalid, judged by `assess`); each refused symbol keeps
     its stored rows (merged back as unfetched) and is reported as a failure.
 
     Also returns the judgement of the rows kept (`assess` of the returned frame, None when
     nothing was judged), so coverage does not judge them again: `assess` judges each symbol's
-    rows on their own, so leaving a symbol out of its result equals judging the rest."""
+    rows on their own, so leaving a symbol out of its result equals judging the rest; and the
+    judgement of the refused symbols' stored rows (None when none was refused), which their
+    coverage records then describe."""
     fetched = summary.symbols_fetched
     before = stored.filter(pl.col("symbol").is_in(fetched))
     if before.is_empty():
-        return offered, None
+        return offered, None, None
     old, new = assess(spec, before), assess(spec, offered)
     refused = refused_symbols(
         old.good,
@@ -611,12 +629,12 @@ def _refuse_degraded(
         offered_quarantine=new.quarantine,
     )
     if not refused:
-        return offered, new
+        return offered, new, None
     for symbol, why in refused.items():
         summary.symbols_fetched.remove(symbol)
         summary.failures[symbol] = f"refused the exchange's answer for this closed day: {why}"
-    kept = ~pl.col("symbol").is_in(list(refused))
-    return offered.filter(kept), _without_symbols(new, kept)
+    gone = pl.col("symbol").is_in(list(refused))
+    return offered.filter(~gone), _without_symbols(new, ~gone), _without_symbols(old, gone)
 
 
 def _without_symbols(checked: Validated, kept: pl.Expr) -> Validated:

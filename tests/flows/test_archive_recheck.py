@@ -163,6 +163,10 @@ def test_a_replaced_archive_file_is_reingested_never_degrading(
     assert sources(day31, "ETHUSDT") == sources(before[DAYS[1]], "ETHUSDT")  # kept
     assert day31.filter(pl.col("symbol") == "ETHUSDT").height == 1440
     assert day31.height == 2 * 1440
+    # The refused day's record describes the rows it keeps: a plain re-run asks nothing.
+    asked = faults.requests
+    assert bronze(tmp_path, server.url, recheck=False).failures == []
+    assert faults.requests == asked
 
 
 PERP_SELECTION = Selection(
