@@ -343,20 +343,19 @@ def with_times(block: pl.DataFrame, prov: Provenance) -> pl.DataFrame:
     """`block` (rows of `bronze_block`, or a slice of them) with the window and fetch times of
     `prov` in their places of the bronze schema; the other columns are shared."""
     out = block.clone()  # shallow: the columns are shared, `block` is left as it was
-    values = prov.columns()
-    for name, index in _TIME_PLACES:
-        out.insert_column(index, _repeat(name, values[name], PROVENANCE[name], out.height))
+    times = pl.Series([prov.window_start, prov.window_end, prov.fetched_at], dtype=pl.Int64())
+    times = times.cast(PROVENANCE["fetched_at"])  # one build for the three (epoch ms)
+    for row, (name, index) in enumerate(_TIME_PLACES):
+        out.insert_column(index, times.new_from_index(row, out.height).alias(name))
     return out
 
 
 def _repeat(name: str, value: object, dtype: pl.DataType, height: int) -> pl.Series:
     """A column holding `value` (null: None) in each of `height` rows."""
-    if value is not None and isinstance(dtype, pl.Datetime):  # epoch milliseconds
-        return pl.Series(name, [value], dtype=pl.Int64()).cast(dtype).new_from_index(0, height)
     return pl.Series(name, [value], dtype=dtype).new_from_index(0, height)
 
 
-_TIME_COLUMNS = ("window_start", "window_end", "fetched_at")
+_TIME_COLUMNS = ("window_start", "window_end", "fetched_at")  # one type: UTC epoch ms
 # Each time column's index in every bronze schema (provenance columns come first, in order).
 _TIME_PLACES = tuple((name, list(PROVENANCE).index(name)) for name in _TIME_COLUMNS)
 # What the bronze frame of a file adds to its rows, a row: the provenance text columns and
