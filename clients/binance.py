@@ -28,7 +28,6 @@ from clients.binance_archive import (
     ArchiveReader,
     ArchiveUnavailable,
     Segment,
-    bronze_rows,
     days_of,
     funding_path,
     klines_path,
@@ -480,9 +479,10 @@ class BinanceClient(BaseClient):
                     raise self._not_archived(prov, seg, path_of, dataset, "HTTP 404")
                 self.archive.stats.fallbacks += 1
                 return [await rest(seg.start, seg.end)]
-            rows = table.between(ts_column, seg.start, seg.end)
-            return [bronze_rows(rows, prov, dataset, {"source": table.source})]
+            return [table.bronze(ts_column, seg.start, seg.end, prov, dataset)]
 
+        if len(segments) == 1:  # a day within one file (most calls): no task to schedule
+            return await one(segments[0])
         parts = await asyncio.gather(*(one(seg) for seg in segments))
         return [frame for part in parts for frame in part]
 

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import numpy as np
@@ -309,57 +309,58 @@ def bronze_rows(
     dataset: Dataset,
     constants: dict[str, str | None],
 ) -> pl.DataFrame:
-    """Decoded archive rows as a bronze frame (provenance columns, raw fields, `source`).
+    """Decoded archive rows as a bronze frame (provenance columns, raw fields, `source`)."""
+    return with_times(bronze_block(raw, prov, dataset, constants), prov)
 
-    Column by column, no query: the text columns that are the same for every day of a file
-    (exchange, symbol, interval, `source`, ...) are sliced from blocks built once, the window
-    and fetch times are filled from NumPy; a day of a cached month costs microseconds."""
+
+def bronze_block(
+    raw: pl.DataFrame,
+    prov: Provenance,
+    dataset: Dataset,
+    constants: dict[str, str | None],
+) -> pl.DataFrame:
+    """`raw` as a bronze frame without the window and fetch times (`with_times` adds them).
+
+    Built once per file and instrument (`Table.bronze`): every other column is the same for
+    each day of the file, so a day is a zero-copy slice of it."""
     height = raw.height
     values = prov.columns()
-    fixed = _constant_block(
-        tuple((n, values[n] if n in PROVENANCE else constants.get(n)) for n in _TEXT_COLUMNS),
-        height,
-    )
     columns: list[pl.Series] = []
     for name, dtype in _bronze_schema(prov.exchange, dataset).items():
         if name in _TIME_COLUMNS:
-            value = values[name]
-            if value is None:
-                columns.append(pl.Series(name, [None], dtype=dtype).new_from_index(0, height))
-            else:
-                times = pl.Series(name, np.full(height, value, dtype=np.int64))
-                columns.append(times.cast(dtype))
-        elif name in _TEXT_COLUMNS:
-            columns.append(fixed.get_column(name))
+            continue
+        if name in PROVENANCE:
+            columns.append(_repeat(name, values[name], dtype, height))
         elif name in constants or name not in raw.columns:
-            one = pl.Series(name, [constants.get(name)], dtype=dtype)
-            columns.append(one.new_from_index(0, height))
+            columns.append(_repeat(name, constants.get(name), dtype, height))
         else:
             column = raw.get_column(name)
             columns.append(column if column.dtype == dtype else column.cast(dtype))
     return pl.DataFrame(columns)
 
 
-_TIME_COLUMNS = frozenset(("window_start", "window_end", "fetched_at"))
-_TEXT_COLUMNS = ("exchange", "symbol", "native_symbol", "interval", "source")
-_BLOCK_ROWS = 1_500  # a day of 1m candles and more
-_BLOCKS_KEEP = 256
-_BLOCKS: dict[tuple[tuple[str, str | None], ...], pl.DataFrame] = {}
+def with_times(block: pl.DataFrame, prov: Provenance) -> pl.DataFrame:
+    """`block` (rows of `bronze_block`, or a slice of them) with the window and fetch times of
+    `prov` in their places of the bronze schema; the other columns are shared."""
+    out = block.clone()  # shallow: the columns are shared, `block` is left as it was
+    times = pl.Series([prov.window_start, prov.window_end, prov.fetched_at], dtype=pl.Int64())
+    times = times.cast(PROVENANCE["fetched_at"])  # one build for the three (epoch ms)
+    for row, (name, index) in enumerate(_TIME_PLACES):
+        out.insert_column(index, times.new_from_index(row, out.height).alias(name))
+    return out
 
 
-def _constant_block(values: tuple[tuple[str, str | None], ...], height: int) -> pl.DataFrame:
-    """Text columns holding one value each, `height` rows: sliced from a block built once per
-    set of values (every day of a file shares one). Bounded: cleared when this many are held."""
-    block = _BLOCKS.get(values)
-    if block is None or block.height < height:
-        rows = max(height, _BLOCK_ROWS)
-        block = pl.DataFrame(
-            [pl.Series(n, [v], dtype=pl.String()).new_from_index(0, rows) for n, v in values]
-        )
-        if len(_BLOCKS) >= _BLOCKS_KEEP:
-            _BLOCKS.clear()
-        _BLOCKS[values] = block
-    return block.head(height)
+def _repeat(name: str, value: object, dtype: pl.DataType, height: int) -> pl.Series:
+    """A column holding `value` (null: None) in each of `height` rows."""
+    return pl.Series(name, [value], dtype=dtype).new_from_index(0, height)
+
+
+_TIME_COLUMNS = ("window_start", "window_end", "fetched_at")  # one type: UTC epoch ms
+# Each time column's index in every bronze schema (provenance columns come first, in order).
+_TIME_PLACES = tuple((name, list(PROVENANCE).index(name)) for name in _TIME_COLUMNS)
+# What the bronze frame of a file adds to its rows, a row: the provenance text columns and
+# `source`, a 16-byte view each.
+_BLOCK_ROW_BYTES = 16 * (len(PROVENANCE) - len(_TIME_COLUMNS) + 1)
 
 
 # --------------------------------------------------------------------------- reader
@@ -374,23 +375,58 @@ class Table:
     rows: pl.DataFrame
     # column -> its values when ascending without nulls (a zero-copy view), else None
     _keys: dict[str, np.ndarray | None] = field(default_factory=dict, compare=False, repr=False)
+    # the rows as a bronze frame for one instrument ("block") and what it was built for ("key")
+    _block: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def source(self) -> str:
         return f"archive:{self.name}:{self.sha256[:16]}"
 
-    def between(self, column: str, start: int, end: int) -> pl.DataFrame:
-        """Rows with `column` in [start, end): a zero-copy slice found by binary search when
-        the file is in time order (as published), a filter otherwise."""
+    def bronze(
+        self, column: str, start: int, end: int, prov: Provenance, dataset: Dataset
+    ) -> pl.DataFrame:
+        """`bronze_rows` of the rows with `column` in [start, end): a zero-copy slice of the
+        file's rows as a bronze frame, built once for the file's instrument (one per table:
+        another instrument's call replaces it), when the file is in time order."""
+        span = self._span(column, start, end)
+        if span is None:
+            return bronze_rows(self.between(column, start, end), prov, dataset, self._constants)
+        key = (dataset, prov.exchange, prov.symbol, prov.native_symbol, prov.interval)
+        held = self._block
+        if held.get("key") != key:
+            held["key"] = key
+            held["block"] = bronze_block(self.rows, prov, dataset, self._constants)
+        block: pl.DataFrame = held["block"]
+        return with_times(block.slice(span[0], span[1] - span[0]), prov)
+
+    def footprint(self) -> int:
+        """Bytes the table holds: its rows and the columns its bronze frame adds to them."""
+        return footprint(self.rows) + self.rows.height * _BLOCK_ROW_BYTES
+
+    @property
+    def _constants(self) -> dict[str, str | None]:
+        return {"source": self.source}
+
+    def _span(self, column: str, start: int, end: int) -> tuple[int, int] | None:
+        """Row offsets [lo, hi) of `column` in [start, end) by binary search; None when the
+        column is not ascending without nulls (then rows are filtered)."""
         if column not in self._keys:
             key = self.rows.get_column(column)
             ordered = key.dtype == pl.Int64() and key.null_count() == 0 and key.is_sorted()
             self._keys[column] = key.to_numpy() if ordered else None
         values = self._keys[column]
         if values is None:
-            return self.rows.filter((pl.col(column) >= start) & (pl.col(column) < end))
+            return None
         lo, hi = np.searchsorted(values, [start, end], side="left")
-        return self.rows.slice(int(lo), max(0, int(hi) - int(lo)))
+        return int(lo), max(int(lo), int(hi))
+
+    def between(self, column: str, start: int, end: int) -> pl.DataFrame:
+        """Rows with `column` in [start, end): a zero-copy slice found by binary search when
+        the file is in time order (as published), a filter otherwise."""
+        span = self._span(column, start, end)
+        if span is None:
+            return self.rows.filter((pl.col(column) >= start) & (pl.col(column) < end))
+        return self.rows.slice(span[0], span[1] - span[0])
 
 
 @dataclass
@@ -466,7 +502,7 @@ class ArchiveReader:
         return table
 
     def _remember(self, path: str, table: Table | None) -> None:
-        size = footprint(table.rows) if table is not None else 0
+        size = table.footprint() if table is not None else 0
         self._cache[path] = (table, size)
         self._held += size
         while self._held > self.cache_bytes and len(self._cache) > 1:

@@ -361,32 +361,35 @@ async def fetch_partition(
             frames.append(frame)
     for symbol, why in sorted(summary.symbols_unavailable.items()):
         log.info("%s: %s unavailable at the source: %s", spec.label, symbol, why)
-    facts = None
+    dropped: set[str] | None = None  # the facts of a closed day are gathered in the thread
     if closed:
         # not in today's listing (resolved from the listing history): dropped by the exchange
         natives = getattr(client, "natives", None)
-        dropped: set[str] = set()
+        dropped = set()
         if natives is not None and resolved:
             listed = set(await natives(kind))
             dropped = {s for s, inst in resolved.items() if inst.native_symbol not in listed}
-        facts = await asyncio.to_thread(
-            _source_facts, ctx, client, spec, resolved, dropped, summary
+
+    def store() -> None:
+        facts = None
+        if dropped is not None:
+            facts = _source_facts(ctx, client, spec, resolved, dropped, summary)
+        _store_fetched(
+            warehouse,
+            spec,
+            frames,
+            summary,
+            closed=closed,
+            now=now,
+            repair=repair,
+            settle_days=ctx.settings.settle_days,
+            coverage_batch=coverage_batch,
+            facts=facts,
         )
 
-    # Merging, encoding and the fsyncs run in a thread: other partitions' HTTP goes on.
-    await asyncio.to_thread(
-        _store_fetched,
-        warehouse,
-        spec,
-        frames,
-        summary,
-        closed=closed,
-        now=now,
-        repair=repair,
-        settle_days=ctx.settings.settle_days,
-        coverage_batch=coverage_batch,
-        facts=facts,
-    )
+    # The source's facts, merging, encoding and the fsyncs run in one thread (one hand-off
+    # per partition): other partitions' HTTP goes on.
+    await asyncio.to_thread(store)
     if summary.failures:
         raise PartitionFetchFailed(summary)
     return summary
@@ -520,7 +523,10 @@ def _store_fetched(
     # In symbol order (a client's frame holds one symbol): the merged file below then needs
     # no sort when no stored rows are kept. The judgement of `offered` does not depend on its
     # row order (`dedup_latest` sorts by key).
-    offered = pl.concat([schema_frame, *sorted(frames, key=_first_symbol)], how="vertical_relaxed")
+    # One chunk: the file is then encoded in one page run per column, not one per symbol.
+    offered = pl.concat(
+        [schema_frame, *sorted(frames, key=_first_symbol)], how="vertical_relaxed", rechunk=True
+    )
     stored_symbols = set(stored.get_column("symbol").unique()) if stored is not None else set()
     checked: Validated | None = None  # `offered` judged once, for the guard and for coverage
     refused: Validated | None = None  # the stored rows kept of the symbols refused

@@ -14,12 +14,16 @@ import pytest
 from clients.binance import BinanceClient
 from clients.binance_archive import (
     ArchiveUnavailable,
+    Table,
+    bronze_rows,
     parse_klines,
     parse_metrics,
     plan_segments,
 )
 from clients.factory import make_client
-from models.enums import Exchange, Interval, MarketKind
+from clients.frames import Provenance, _bronze_schema
+from models.bronze import PROVENANCE as PROVENANCE_TYPES
+from models.enums import Dataset, Exchange, Interval, MarketKind
 from models.errors import InputError
 from models.settings import load_settings
 from sandbox import SandboxServer
@@ -283,6 +287,43 @@ def test_spot_csv_without_header_in_microseconds_and_futures_csv_with_header() -
         b"1704067200000,42000.1,42010,41990,42005,12.5,1704067259999,525000,40,6,252000,0\n"
     )
     assert parse_klines(futures).row(0, named=True)["open_time"] == 1704067200000
+
+
+def month_csv(days: int, *, shuffled: bool = False) -> bytes:
+    """A spot kline CSV of `days` days of 1h candles (as published, or rows out of order)."""
+    start = ms(date(2024, 3, 1))
+    opens = [start + h * 3_600_000 for h in range(24 * days)]
+    if shuffled:
+        opens = opens[::2] + opens[1::2]
+    rows = [
+        f"{t},1.{i},2,0.5,1.5,{i}.25,{t + 3_599_999},7.5,{i},0.1,0.2,0" for i, t in enumerate(opens)
+    ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_a_day_sliced_from_the_month_bronze_frame_equals_the_day_built_alone(
+    shuffled: bool,
+) -> None:
+    table = Table(
+        "BTCUSDT-1h-2024-03.zip", "ab" * 32, parse_klines(month_csv(5, shuffled=shuffled))
+    )
+    for day in (1, 3, 5, 6):  # the first, a middle, the last and a day past the file
+        start = ms(date(2024, 3, day))
+        prov = Provenance(
+            Exchange.BINANCE, "BTCUSDT", "BTCUSDT", "1h", start, start + 86_400_000, day
+        )
+        got = table.bronze("open_time", start, start + 86_400_000, prov, Dataset.OHLCV)
+        rows = table.rows.filter(pl.col("open_time").is_between(start, start + 86_400_000 - 1))
+        alone = rows.select(
+            *(pl.lit(v, PROVENANCE_TYPES[k]).alias(k) for k, v in prov.columns().items()),
+            *(pl.col(c) for c in rows.columns),
+            pl.lit(table.source).alias("source"),
+        )
+        assert got.schema == _bronze_schema(Exchange.BINANCE, Dataset.OHLCV)
+        assert got.equals(alone)
+        assert got.equals(bronze_rows(rows, prov, Dataset.OHLCV, {"source": table.source}))
+        assert got.height == (24 if day <= 5 else 0)
 
 
 def test_metrics_times_a_second_late_snap_to_the_grid() -> None:
