@@ -257,7 +257,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# How Arrow's S3 errors name a missing key: after a HEAD (`RESOURCE_NOT_FOUND`), from the GET
+# itself (`NO_SUCH_KEY`, e.g. "AWS Error NO_SUCH_KEY during GetObject operation"), or the S3
+# error code as sent (`NoSuchKey`).
+_NOT_FOUND = ("RESOURCE_NOT_FOUND", "NO_SUCH_KEY", "NoSuchKey")
+
+
 def _is_not_found(error: OSError) -> bool:
-    """Whether Arrow's S3 error is a missing key (`RESOURCE_NOT_FOUND`, `NoSuchKey`)."""
+    """Whether Arrow's S3 error is a missing key (`_NOT_FOUND`)."""
     text = str(error)
-    return "RESOURCE_NOT_FOUND" in text or "NoSuchKey" in text
+    return any(marker in text for marker in _NOT_FOUND)
