@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
 import numpy as np
@@ -375,8 +375,10 @@ class Table:
     rows: pl.DataFrame
     # column -> its values when ascending without nulls (a zero-copy view), else None
     _keys: dict[str, np.ndarray | None] = field(default_factory=dict, compare=False, repr=False)
-    # the rows as a bronze frame for one instrument ("block") and what it was built for ("key")
-    _block: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # the rows as a bronze frame, for the one instrument (key) it was last built for
+    _block: dict[tuple[object, ...], pl.DataFrame] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def source(self) -> str:
@@ -392,11 +394,10 @@ class Table:
         if span is None:
             return bronze_rows(self.between(column, start, end), prov, dataset, self._constants)
         key = (dataset, prov.exchange, prov.symbol, prov.native_symbol, prov.interval)
-        held = self._block
-        if held.get("key") != key:
-            held["key"] = key
-            held["block"] = bronze_block(self.rows, prov, dataset, self._constants)
-        block: pl.DataFrame = held["block"]
+        block = self._block.get(key)
+        if block is None:
+            self._block.clear()  # one instrument's frame held at a time
+            block = self._block[key] = bronze_block(self.rows, prov, dataset, self._constants)
         return with_times(block.slice(span[0], span[1] - span[0]), prov)
 
     def footprint(self) -> int:

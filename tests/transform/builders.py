@@ -159,3 +159,24 @@ def silver_candles(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
     base = {"exchange": "binance", "symbol": "BTCUSDT", "interval": "1m", "quote_volume": None}
     rows = [{**base, **r} for r in records]
     return pl.DataFrame(rows, schema=SILVER_SCHEMAS["ohlcv"], orient="row")
+
+
+def fetched_candles(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Silver candles of `DAY` (open 1, high 3, low 1, volume 1) from generated rows holding
+    `symbol`, `minute`, `close` and `fetch` (minutes after `FETCHED`), with `fetched_at`."""
+    candles = silver_candles(
+        [
+            {
+                "symbol": r["symbol"],
+                "ts": at(DAY, int(r["minute"])),
+                "open": 1.0,
+                "high": 3.0,
+                "low": 1.0,
+                "close": r["close"],
+                "volume": 1.0,
+            }
+            for r in rows
+        ]
+    )
+    fetched = [FETCHED + timedelta(minutes=int(r["fetch"])) for r in rows]
+    return candles.with_columns(pl.Series("fetched_at", fetched, pl.Datetime("ms", "UTC")))

@@ -16,7 +16,7 @@ from models.silver import SILVER_KEYS, SILVER_SCHEMAS
 from tasks.transform import dedup_latest, normalize_ohlcv, resample_ohlcv
 from tasks.transform.common import working_schema
 
-from .builders import DAY, FETCHED, at, bronze, ms, silver_candles
+from .builders import DAY, FETCHED, at, bronze, fetched_candles, ms, silver_candles
 
 KEYS = list(SILVER_KEYS["ohlcv"])
 
@@ -199,28 +199,11 @@ row_strategy = st.fixed_dictionaries(
 )
 
 
-def frame_of(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    records = [
-        {
-            "symbol": r["symbol"],
-            "ts": at(DAY, int(r["minute"])),
-            "open": 1.0,
-            "high": 3.0,
-            "low": 1.0,
-            "close": r["close"],
-            "volume": 1.0,
-        }
-        for r in rows
-    ]
-    fetched = [FETCHED + timedelta(minutes=int(r["fetch"])) for r in rows]
-    return with_fetch(silver_candles(records), fetched)
-
-
 @given(st.lists(row_strategy, max_size=30), st.randoms(use_true_random=False))
 def test_dedup_is_idempotent_and_independent_of_row_order(
     rows: list[dict[str, Any]], rnd: random.Random
 ) -> None:
-    frame = frame_of(rows)
+    frame = fetched_candles(rows)
     once = dedup_latest(frame, KEYS)
     assert once.equals(dedup_latest(once, KEYS))
     shuffled = list(range(len(frame)))

@@ -4,7 +4,6 @@ dedup found every key once, and the gap totals counted with the coverage."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -18,7 +17,7 @@ from tasks.transform.common import dedup_latest_keyed
 from tasks.transform.ohlcv import normalize_ohlcv, plain_provenance
 from tasks.transform.silver_batch import _gap_counts
 
-from .builders import DAY, FETCHED, at, silver_candles, synthetic_bronze
+from .builders import DAY, at, fetched_candles, synthetic_bronze
 
 KEYS = list(SILVER_KEYS["ohlcv"])
 
@@ -75,30 +74,11 @@ rows = st.lists(
 )
 
 
-def frame_of(records: list[dict[str, Any]]) -> pl.DataFrame:
-    candles = silver_candles(
-        [
-            {
-                "symbol": r["symbol"],
-                "ts": at(DAY, int(r["minute"])),
-                "open": 1.0,
-                "high": 3.0,
-                "low": 1.0,
-                "close": r["close"],
-                "volume": 1.0,
-            }
-            for r in records
-        ]
-    )
-    fetched = [FETCHED + timedelta(minutes=int(r["fetch"])) for r in records]
-    return candles.with_columns(pl.Series("fetched_at", fetched, pl.Datetime("ms", "UTC")))
-
-
 @given(rows)
 def test_dedup_tells_distinct_keys_and_validation_without_the_rule_agrees(
     records: list[dict[str, Any]],
 ) -> None:
-    frame = frame_of(records)
+    frame = fetched_candles(records)
     deduped, distinct = dedup_latest_keyed(frame, KEYS)
     assert deduped.equals(dedup_latest(frame, KEYS))
     if distinct:
