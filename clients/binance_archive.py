@@ -250,7 +250,10 @@ _KLINE_SCHEMA: dict[str, pl.DataType] = {
 def parse_klines(csv: bytes) -> pl.DataFrame:
     """Kline CSV (spot without header, futures with one) → the 12 REST fields, REST types.
 
-    Read straight from the bytes with the final types (no all-text pass and casts after)."""
+    Read straight from the bytes with the final types (no all-text pass and casts after). A
+    CSV with no line (a period without trades, e.g. after a delisting) holds no rows."""
+    if not csv.strip():
+        return pl.DataFrame(schema=_KLINE_SCHEMA)
     line_end = csv.find(b"\n")
     first = csv[: line_end if line_end >= 0 else len(csv)].rstrip(b"\r")
     if first.count(b",") + 1 != len(KLINE_FIELDS):
@@ -264,10 +267,19 @@ def parse_klines(csv: bytes) -> pl.DataFrame:
     return frame.with_columns(_to_ms("open_time"), _to_ms("close_time"))
 
 
+# The header lines of the archive's funding and metrics CSVs (read for a file with no line).
+FUNDING_HEADER = b"calc_time,funding_interval_hours,last_funding_rate\n"
+METRICS_HEADER = (
+    b"create_time,symbol,sum_open_interest,sum_open_interest_value,"
+    b"count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,"
+    b"count_long_short_ratio,sum_taker_long_short_vol_ratio\n"
+)
+
+
 def parse_funding(csv: bytes) -> pl.DataFrame:
     """`calc_time,funding_interval_hours,last_funding_rate` → fundingTime, fundingRate,
-    markPrice (null: the archive has no mark price)."""
-    frame = pl.read_csv(io.BytesIO(csv), infer_schema=False)
+    markPrice (null: the archive has no mark price). A CSV with no line holds no rows."""
+    frame = pl.read_csv(io.BytesIO(csv if csv.strip() else FUNDING_HEADER), infer_schema=False)
     missing = {"calc_time", "last_funding_rate"} - set(frame.columns)
     if missing:
         raise _Corrupt(f"fundingRate CSV lacks {sorted(missing)}")
@@ -285,8 +297,9 @@ def _to_ms_text(column: str) -> pl.Expr:
 
 def parse_metrics(csv: bytes) -> pl.DataFrame:
     """Daily `metrics` CSV → timestamp (snapped to the 5-minute grid), sumOpenInterest,
-    sumOpenInterestValue (base units and USDT, as openInterestHist)."""
-    frame = pl.read_csv(io.BytesIO(csv), infer_schema=False)
+    sumOpenInterestValue (base units and USDT, as openInterestHist). A CSV with no line
+    holds no rows."""
+    frame = pl.read_csv(io.BytesIO(csv if csv.strip() else METRICS_HEADER), infer_schema=False)
     needed = {"create_time", "sum_open_interest", "sum_open_interest_value"}
     if needed - set(frame.columns):
         raise _Corrupt(f"metrics CSV lacks {sorted(needed - set(frame.columns))}")

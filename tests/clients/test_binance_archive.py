@@ -16,6 +16,7 @@ from clients.binance_archive import (
     ArchiveUnavailable,
     Table,
     bronze_rows,
+    parse_funding,
     parse_klines,
     parse_metrics,
     plan_segments,
@@ -26,7 +27,7 @@ from models.bronze import PROVENANCE as PROVENANCE_TYPES
 from models.enums import Dataset, Exchange, Interval, MarketKind
 from models.errors import InputError
 from models.settings import load_settings
-from sandbox import SandboxServer
+from sandbox import SandboxServer, universe
 from sandbox.archive import archive_faults, missing_day
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -233,6 +234,31 @@ def test_a_missing_month_reads_daily_files_and_rest_for_missing_days(
     assert sources.filter(pl.col("source") == "rest")["len"].to_list() == [1440]
     assert archived.archive.stats.files == 29
     assert archived.stats.by_endpoint["/api/v3/klines"] == 2  # one day: 1,440 rows
+
+
+def test_a_verified_file_without_rows_is_read_once_as_no_rows(server: SandboxServer) -> None:
+    # The delisted symbol's month after its delisting: a verified zip of an empty CSV.
+    month = date.fromisoformat(universe.NAMED_DELISTED[:10]).replace(day=1) + timedelta(days=62)
+    start = datetime(month.year, month.month, 3, tzinfo=UTC)
+
+    async def run() -> tuple[pl.DataFrame, BinanceClient]:
+        async with client(server.url, "auto") as c:
+            frame = await c.ohlcv(universe.DELISTED_SPOT, Interval.M1, start, start + timedelta(1))
+            return frame, c
+
+    frame, archived = asyncio.run(run())
+    assert frame.is_empty()
+    stats = archived.archive.stats
+    assert (stats.files, stats.retries, stats.fallbacks) == (1, 0, 0)  # no retry, no REST
+    assert "/api/v3/klines" not in archived.stats.by_endpoint
+
+
+@pytest.mark.parametrize("parse", [parse_klines, parse_funding, parse_metrics])
+def test_a_csv_without_lines_holds_no_rows_of_the_usual_columns(parse) -> None:
+    assert parse(b"").is_empty() and parse(b"\n").is_empty()
+    assert parse(b"").schema == parse(b"\n").schema
+    if parse is parse_klines:
+        assert parse(b"").schema == parse_klines(b"1,2,3,4,5,6,7,8,9,10,11,0\n").schema
 
 
 def test_forced_archive_names_a_missing_file(server: SandboxServer) -> None:
