@@ -87,6 +87,9 @@ def point(server: SandboxServer, count: int, start: str, days: int) -> dict[str,
         "fetch_s": round(r["fetch_s"], 2),
         "silver_s": round(r["silver_s"], 2),
         "cpu_s": round(r["cpu_s"], 2),
+        # CPU per candle of each stage (every thread), as `benchmarks.run` reports them
+        "fetch_cpu_us_per_candle": _per_row(r["fetch_cpu_s"], r["bronze_rows"]),
+        "silver_us_per_candle": _per_row(r["cpu_s"] - r["fetch_cpu_s"], r["silver_rows"]),
         "sandbox_cpu_s": round(sandbox_cpu_s, 2),
         "requests": requests,
         "requests_by_exchange": r["requests"],
@@ -104,6 +107,11 @@ def point(server: SandboxServer, count: int, start: str, days: int) -> dict[str,
         "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "failures": [f if len(f) <= 300 else f[:300] + "..." for f in r["failures"]],
     }
+
+
+def _per_row(cpu_s: float, rows: int) -> float:
+    """CPU microseconds per row (0 when there are none)."""
+    return round(cpu_s / rows * 1e6, 2) if rows else 0.0
 
 
 def growth(points: list[dict[str, Any]]) -> dict[str, float]:
@@ -147,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             points.append(p)
             say(
                 f"  {p['silver_rows']:,} silver rows in {p['wall_s']:.2f} s "
-                f"(fetch {p['fetch_s']:.2f} s, silver {p['silver_s']:.2f} s; process "
+                f"(fetch {p['fetch_s']:.2f} s, silver {p['silver_s']:.2f} s = "
+                f"{p['silver_us_per_candle']:.2f} us CPU a candle; process "
                 f"{p['process_wall_s']:.2f} s), {p['requests']:,} requests, peak RSS "
                 f"{p['peak_rss_mb']:.0f} MB, sandbox CPU {p['sandbox_cpu_s']:.2f} s, "
                 f"{p['failed_partitions']} failed partitions, load average {p['load_avg']}"
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     largest = points[-1]
     figures.update({k: largest[k] for k in ("symbols", "wall_s", "requests", "peak_rss_mb")})
     figures["silver_rows"] = largest["silver_rows"]
+    figures["silver_us_per_candle"] = largest["silver_us_per_candle"]
     figures["points"] = points
     if len(points) > 1:
         figures["growth"] = growth(points)

@@ -7,8 +7,11 @@ silver, aggregate, write the aggregate, record coverage) on a fresh copy of it, 
 process. The figure is this process's CPU (every thread) per silver candle, the
 `silver_us_per_candle` of `benchmarks.run`, without the fetch or the other sections.
 
-    --phases   after the runs, one more run with the days built one after another in this
-               thread, printing the CPU seconds of each step (inclusive) per candle
+    --phases       after the runs, one more run with the days built one after another in
+                   this thread, printing the CPU seconds of each step (inclusive) per candle
+    --symbols N    the first N USDT pairs of the sandbox's universe (`benchmarks.scale`'s
+                   scale point) over `--days` (7 with --symbols), instead of the 5 majors:
+                   the same steps at the size of a wide backfill's day files
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -49,27 +53,36 @@ def _context(warehouse: str, sandbox_url: str = "http://127.0.0.1:9") -> Any:
     return RunContext(settings)
 
 
-def _request(ctx: Any) -> Any:
+@dataclass(frozen=True)
+class Shape:
+    """What is built: the symbols, over `days` days from `start`."""
+
+    symbols: tuple[str, ...] = tuple(SYMBOLS)
+    start: str = BENCH_START
+    days: int = DAYS
+
+
+def _request(ctx: Any, shape: Shape) -> Any:
     from models.selection import Selection
 
-    start = date.fromisoformat(BENCH_START)
+    start = date.fromisoformat(shape.start)
     return Selection(
         start=start,
-        end=start + timedelta(days=DAYS - 1),
+        end=start + timedelta(days=shape.days - 1),
         exchanges=EXCHANGES,
-        symbols=SYMBOLS,
+        symbols=list(shape.symbols),
         intervals=["1m"],
         datasets=["ohlcv"],
     ).resolve(ctx.settings)
 
 
-async def _fetch_bronze(warehouse: str) -> int:
+async def _fetch_bronze(warehouse: str, shape: Shape) -> int:
     from sandbox import SandboxConfig, SandboxServer
     from tasks.bronze_stage import run_bronze
 
     with SandboxServer(SandboxConfig(seed=7, rate_limits="off")) as server:
         ctx = _context(warehouse, server.url)
-        report = await run_bronze(_request(ctx), ctx)
+        report = await run_bronze(_request(ctx, shape), ctx)
     if report.failures:
         raise RuntimeError(f"bronze failed: {report.failures[:3]}")
     return int(report.rows)
@@ -138,12 +151,12 @@ def _copy_of(bronze: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-async def _run(bronze: str) -> tuple[int, float, float]:
+async def _run(bronze: str, shape: Shape) -> tuple[int, float, float]:
     from tasks.silver_stage import run_silver
 
     with _copy_of(bronze) as warehouse:
         ctx = _context(warehouse)
-        request = _request(ctx)
+        request = _request(ctx, shape)
         c0, t0 = process_cpu_s(), time.perf_counter()
         report = await run_silver(request, ctx)
         cpu, wall = process_cpu_s() - c0, time.perf_counter() - t0
@@ -156,15 +169,15 @@ async def _sequential(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> A
     return fn(*args, **kwargs)
 
 
-async def main_async(runs: int, phases: bool) -> dict[str, Any]:
+async def main_async(runs: int, phases: bool, shape: Shape = Shape()) -> dict[str, Any]:
     for module in ("flows.backfill", "tasks.silver_day", "tasks.silver_stage", "prefect"):
         importlib.import_module(module)  # imports before timing, as `benchmarks.worker`
     with tempfile.TemporaryDirectory(prefix="bench-bronze-") as bronze:
-        bronze_rows = await _fetch_bronze(bronze)
+        bronze_rows = await _fetch_bronze(bronze, shape)
         say(f"bronze: {bronze_rows:,} candles")
         figures = []
         for i in range(runs):
-            rows, cpu, wall = await _run(bronze)
+            rows, cpu, wall = await _run(bronze, shape)
             figures.append(cpu / rows * 1e6)
             say(
                 f"  run {i + 1}: {rows:,} candles, CPU {cpu:.3f} s, wall {wall:.3f} s, "
@@ -174,10 +187,12 @@ async def main_async(runs: int, phases: bool) -> dict[str, Any]:
             steps = _Phases()
             steps.install()
             asyncio.to_thread = _sequential  # type: ignore[assignment]
-            rows, cpu, _ = await _run(bronze)
+            rows, cpu, _ = await _run(bronze, shape)
             say(f"phases (days one after another, one thread): {cpu / rows * 1e6:.2f} us/candle")
             steps.report(rows)
     return {
+        "symbols": len(shape.symbols),
+        "days": shape.days,
         "silver_us_per_candle": round(median(figures), 2),
         "silver_us_per_candle_min": round(min(figures), 2),
         "runs": [round(f, 2) for f in figures],
@@ -188,8 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.silver", description=__doc__)
     parser.add_argument("runs", nargs="?", type=int, default=5)
     parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--symbols", type=int, default=0)
+    parser.add_argument("--days", type=int, default=0)
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(main_async(args.runs, args.phases))), flush=True)
+    shape = Shape(days=args.days or DAYS)
+    if args.symbols:
+        from benchmarks.scale import SCALE_DAYS, SCALE_START, universe_symbols
+
+        shape = Shape(tuple(universe_symbols(args.symbols)), SCALE_START, args.days or SCALE_DAYS)
+    print(json.dumps(asyncio.run(main_async(args.runs, args.phases, shape))), flush=True)
     return 0
 
 
