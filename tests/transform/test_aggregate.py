@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from models.silver import SILVER_SCHEMAS
 from tasks.transform import aggregate_ohlcv
+from tasks.transform.aggregate import _flagged
 
 from .builders import DAY, at, silver_candles
 
@@ -146,3 +147,47 @@ def test_aggregate_bounds_hold_over_included_venues(rows: list[dict[str, object]
     check = agg.join(sums, on=keys)
     assert (check.get_column("n_exchanges") == check.get_column("n")).all()
     assert ((check.get_column("volume") - check.get_column("v")).abs() < 1e-9).all()
+
+
+@st.composite
+def mixed_groups(draw: st.DrawFn) -> list[dict[str, object]]:
+    """Candles of 1-4 venues a minute over two symbols, with repeated closes and volumes (ties
+    of the median and of the top venue) as often as distinct ones."""
+    price = st.sampled_from([100.0, 100.5, 103.0]) | st.floats(50, 150)
+    size = st.sampled_from([0.0, 2.0]) | st.floats(0, 50)
+    rows = []
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for minute in range(draw(st.integers(1, 6))):
+            for exchange in draw(st.lists(st.sampled_from(VENUES), min_size=1, unique=True)):
+                close = draw(price)
+                rows.append(
+                    {
+                        "symbol": symbol,
+                        "exchange": exchange,
+                        "ts": at(DAY, minute),
+                        "open": close,
+                        "close": close,
+                        "high": close + 1,
+                        "low": close - 1,
+                        "volume": draw(size),
+                        "quote_volume": None,
+                        "trades": None,
+                    }
+                )
+    return rows
+
+
+@given(mixed_groups(), st.sampled_from([0.001, 0.005, 0.02]))
+def test_small_groups_flagged_from_their_neighbours_equal_the_windows(
+    rows: list[dict[str, object]], pair_deviation: float
+) -> None:
+    frame = silver_candles(rows).sample(fraction=1.0, shuffle=True, seed=1)
+    args = (5.0, 0.005, pair_deviation)
+    fast = _flagged(frame, *args)
+    windows = _flagged(frame, *args, small_apart=False)
+    # `_vpos` is read only within a group (its order there), the MAD only in groups of 3+
+    read = [
+        pl.col("_vpos").rank("ordinal").over("_g"),
+        pl.when(pl.col("_n") >= 3).then(pl.col("_mad")),
+    ]
+    assert fast.with_columns(read).equals(windows.with_columns(read))
