@@ -267,20 +267,20 @@ def parse_klines(csv: bytes) -> pl.DataFrame:
     return frame.with_columns(_to_ms("open_time"), _to_ms("close_time"))
 
 
-# The header lines of the archive's funding and metrics CSVs (read for a file with no line).
-FUNDING_HEADER = b"calc_time,funding_interval_hours,last_funding_rate\n"
-METRICS_HEADER = (
-    b"create_time,symbol,sum_open_interest,sum_open_interest_value,"
-    b"count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,"
-    b"count_long_short_ratio,sum_taker_long_short_vol_ratio\n"
-)
+def _text_csv(csv: bytes, needed: set[str]) -> pl.DataFrame:
+    """A CSV with a header, every column as text; a CSV with no line holds no rows (of the
+    `needed` columns)."""
+    if not csv.strip():
+        return pl.DataFrame(schema=dict.fromkeys(sorted(needed), pl.String()))
+    return pl.read_csv(io.BytesIO(csv), infer_schema=False)
 
 
 def parse_funding(csv: bytes) -> pl.DataFrame:
     """`calc_time,funding_interval_hours,last_funding_rate` → fundingTime, fundingRate,
     markPrice (null: the archive has no mark price). A CSV with no line holds no rows."""
-    frame = pl.read_csv(io.BytesIO(csv if csv.strip() else FUNDING_HEADER), infer_schema=False)
-    missing = {"calc_time", "last_funding_rate"} - set(frame.columns)
+    needed = {"calc_time", "last_funding_rate"}
+    frame = _text_csv(csv, needed)
+    missing = needed - set(frame.columns)
     if missing:
         raise _Corrupt(f"fundingRate CSV lacks {sorted(missing)}")
     return frame.select(
@@ -299,8 +299,8 @@ def parse_metrics(csv: bytes) -> pl.DataFrame:
     """Daily `metrics` CSV → timestamp (snapped to the 5-minute grid), sumOpenInterest,
     sumOpenInterestValue (base units and USDT, as openInterestHist). A CSV with no line
     holds no rows."""
-    frame = pl.read_csv(io.BytesIO(csv if csv.strip() else METRICS_HEADER), infer_schema=False)
     needed = {"create_time", "sum_open_interest", "sum_open_interest_value"}
+    frame = _text_csv(csv, needed)
     if needed - set(frame.columns):
         raise _Corrupt(f"metrics CSV lacks {sorted(needed - set(frame.columns))}")
     stamp = (

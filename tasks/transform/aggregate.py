@@ -81,24 +81,39 @@ def _pair_second() -> pl.Expr:
     return both & (pl.col("_vpos") > _partner("_vpos"))
 
 
+def _distance() -> pl.Expr:
+    """The row's close's distance to its group's median close."""
+    return (pl.col("close") - pl.col("median_close")).abs()
+
+
+def _flags(
+    mad_threshold: float, min_deviation: float, pair_deviation: float, second: pl.Expr
+) -> tuple[pl.Expr, pl.Expr]:
+    """`_many` and `_excluded` from `_n`, `median_close`, `deviation`, `_mad` and `second`
+    (in a group of two, whether the row is the lower-volume one)."""
+    n, median = pl.col("_n"), pl.col("median_close")
+    limit = pl.max_horizontal(mad_threshold * pl.col("_mad"), min_deviation * median)
+    many = ((n >= 3) & (_distance() > limit)).fill_null(False)
+    # Two venues: their gap is twice each one's distance to the median (their mean).
+    pair = (n == 2) & (2 * pl.col("deviation") > pair_deviation) & second
+    return many.alias("_many"), (many | pair.fill_null(False)).alias("_excluded")
+
+
 def _flag_outliers(
     runs: pl.LazyFrame, mad_threshold: float, min_deviation: float, pair_deviation: float
 ) -> pl.LazyFrame:
     """`_runs` rows with `_vpos`, `median_close`, `deviation`, `_mad`, `_many`, `_excluded`,
     from windows over the groups (any size)."""
-    close, median = pl.col("close"), pl.col("median_close")
-    dev = (close - median).abs()
-    n = pl.col("_n")
-    limit = pl.max_horizontal(mad_threshold * pl.col("_mad"), min_deviation * median)
-    many = ((n >= 3) & (dev > limit)).fill_null(False)
-    # Two venues: their gap is twice each one's distance to the median (their mean).
-    pair = (n == 2) & (2 * pl.col("deviation") > pair_deviation) & _pair_second()
+    median = pl.col("median_close")
     return (
-        runs.with_columns(_volume_order(), close.median().over(_RUN).alias("median_close"))
-        .with_columns(
-            (dev / median).alias("deviation"), (dev.median().over(_RUN) * _MAD_SCALE).alias("_mad")
+        runs.with_columns(
+            _volume_order(), pl.col("close").median().over(_RUN).alias("median_close")
         )
-        .with_columns(many.alias("_many"), (many | pair.fill_null(False)).alias("_excluded"))
+        .with_columns(
+            (_distance() / median).alias("deviation"),
+            (_distance().median().over(_RUN) * _MAD_SCALE).alias("_mad"),
+        )
+        .with_columns(*_flags(mad_threshold, min_deviation, pair_deviation, _pair_second()))
     )
 
 
@@ -138,11 +153,10 @@ def _flag_small(
     place by volume in its group (descending; ties by position), the order the rank gives;
     the MAD, read only in groups of three, is null in smaller ones.
     """
-    n, close, median = pl.col("_n"), pl.col("close"), pl.col("median_close")
+    n, close = pl.col("_n"), pl.col("close")
     g = pl.col(_G)
-    pos = (g == g.shift(1)).fill_null(False).cast(pl.UInt32) + (g == g.shift(2)).fill_null(
-        False
-    ).cast(pl.UInt32)
+    # the row's place in its group: how many of the two rows before it are of the group
+    pos = pl.sum_horizontal([(g == g.shift(k)).fill_null(False).cast(pl.UInt32) for k in (1, 2)])
     c0, c1, c2 = (_member("close", j) for j in range(3))
     low, high = pl.min_horizontal(c0, c1), pl.max_horizontal(c0, c1)
     middle = (
@@ -159,26 +173,24 @@ def _flag_small(
         (here != j) & (n > j) & ((v > volume) | ((v == volume) & (here > j)))
         for j, v in enumerate(volumes)
     ]
-    distances = [(_member("close", j) - median).abs() for j in range(3)]
+    median = pl.col("median_close")
+    distances = [(c - median).abs() for c in (c0, c1, c2)]
     mad = pl.when(n == 3).then(_middle(*distances) * _MAD_SCALE)
-    dev = (close - median).abs()
-    limit = pl.max_horizontal(mad_threshold * pl.col("_mad"), min_deviation * median)
-    many = ((n >= 3) & (dev > limit)).fill_null(False)
-    pair = (n == 2) & (2 * pl.col("deviation") > pair_deviation) & (pl.col("_vpos") == 1)
+    second = pl.col("_vpos") == 1
     return (
         runs.with_columns(pos.alias("_pos"))
         .with_columns(
             pl.sum_horizontal(ahead).cast(pl.UInt32).alias("_vpos"), middle.alias("median_close")
         )
-        .with_columns((dev / median).alias("deviation"), mad.cast(pl.Float64).alias("_mad"))
-        .with_columns(many.alias("_many"), (many | pair.fill_null(False)).alias("_excluded"))
+        .with_columns((_distance() / median).alias("deviation"), mad.cast(pl.Float64).alias("_mad"))
+        .with_columns(*_flags(mad_threshold, min_deviation, pair_deviation, second))
         .drop("_pos")
     )
 
 
 def _plain(rows: pl.DataFrame) -> bool:
     """Whether every close and volume is a positive number (volume: or zero), as validated
-    silver holds: then `_flag_pairs` equals the windows' answer."""
+    silver holds: then `_flag_small` equals the windows' answer."""
     close, volume = pl.col("close"), pl.col("volume")
     checks = rows.select(
         (close.is_not_null() & close.is_finite() & (close > 0)).all(),
@@ -205,12 +217,11 @@ def _flagged(
     if runs.select(small.all()).item():
         return collect(_flag_small(runs.lazy(), *args))
     runs = runs.with_row_index(_ROW)
-    pairs = collect(_flag_small(runs.lazy().filter(small), *args))
-    larger = runs.lazy().filter(~small)
-    others = collect(_flag_outliers(larger, mad_threshold, min_deviation, pair_deviation))
+    few = collect(_flag_small(runs.lazy().filter(small), *args))
+    many = collect(_flag_outliers(runs.lazy().filter(~small), *args))
     # Each group lies whole in one part: the rows' order is restored by their index (not by
     # `_g`: a sort would flag it sorted, and the sums' group_by would then add in slices).
-    both = pl.concat([pairs, others.select(pairs.columns)])
+    both = pl.concat([few, many.select(few.columns)])
     return both.sort(_ROW).drop(_ROW)
 
 
