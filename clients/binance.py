@@ -447,8 +447,9 @@ class BinanceClient(BaseClient):
     ) -> list[pl.DataFrame]:
         """The window's frames, per period from the archive or REST (`self.source`).
 
-        `auto`: a missing file (404) or one that does not verify after its retries is read
-        from REST instead (never stored from the archive). `archive`: either is an
+        `auto`: a missing file (404), one that does not verify after its retries, or one
+        that verifies but holds no rows is read from REST instead (never stored from the
+        archive). `archive`: either is an
         `ArchiveUnavailable` naming the file, as is a period not yet archived.
         """
         if self.source == REST_SOURCE:
@@ -477,6 +478,11 @@ class BinanceClient(BaseClient):
                     return [f for part in parts for f in part]
                 if forced:
                     raise self._not_archived(prov, seg, path_of, dataset, "HTTP 404")
+                self.archive.stats.fallbacks += 1
+                return [await rest(seg.start, seg.end)]
+            if table.rows.is_empty() and not forced:
+                # A verified file without rows (a delisted symbol's months): what the archive
+                # lacks is read from REST, as for a missing file; the file is not asked again.
                 self.archive.stats.fallbacks += 1
                 return [await rest(seg.start, seg.end)]
             return [table.bronze(ts_column, seg.start, seg.end, prov, dataset)]

@@ -236,21 +236,30 @@ def test_a_missing_month_reads_daily_files_and_rest_for_missing_days(
     assert archived.stats.by_endpoint["/api/v3/klines"] == 2  # one day: 1,440 rows
 
 
-def test_a_verified_file_without_rows_is_read_once_as_no_rows(server: SandboxServer) -> None:
+def test_a_verified_file_without_rows_is_read_once_then_rest_has_the_say(
+    server: SandboxServer,
+) -> None:
     # The delisted symbol's month after its delisting: a verified zip of an empty CSV.
     month = date.fromisoformat(universe.NAMED_DELISTED[:10]).replace(day=1) + timedelta(days=62)
-    start = datetime(month.year, month.month, 3, tzinfo=UTC)
+    first = datetime(month.year, month.month, 3, tzinfo=UTC)
 
-    async def run() -> tuple[pl.DataFrame, BinanceClient]:
-        async with client(server.url, "auto") as c:
-            frame = await c.ohlcv(universe.DELISTED_SPOT, Interval.M1, start, start + timedelta(1))
-            return frame, c
+    async def run(source: str) -> tuple[list[pl.DataFrame], BinanceClient]:
+        async with client(server.url, source) as c:
+            days = [first + timedelta(days=i) for i in range(3)]
+            frames = [
+                await c.ohlcv(universe.DELISTED_SPOT, Interval.M1, day, day + timedelta(1))
+                for day in days
+            ]
+            return frames, c
 
-    frame, archived = asyncio.run(run())
-    assert frame.is_empty()
+    frames, archived = asyncio.run(run("auto"))
+    assert all(f.is_empty() for f in frames)
     stats = archived.archive.stats
-    assert (stats.files, stats.retries, stats.fallbacks) == (1, 0, 0)  # no retry, no REST
-    assert "/api/v3/klines" not in archived.stats.by_endpoint
+    # downloaded once, never retried; each day asked of REST, which has nothing either
+    assert (stats.files, stats.retries, stats.fallbacks) == (1, 0, 3)
+    assert archived.stats.by_endpoint["/api/v3/klines"] == 3 * 2  # 1,440 rows a day
+    frames, forced = asyncio.run(run("archive"))  # archive only: the file's answer, no rows
+    assert all(f.is_empty() for f in frames) and "/api/v3/klines" not in forced.stats.by_endpoint
 
 
 @pytest.mark.parametrize("parse", [parse_klines, parse_funding, parse_metrics])
