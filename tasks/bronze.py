@@ -240,7 +240,8 @@ def bronze_coverage(
     A symbol without any row of a closed day is never complete: it is *unavailable at the
     source* with the reason (`unavailable_reason`: the exchange dropped it, before its
     listing, beyond the endpoint's depth, delisted, or still nothing once the day settled),
-    or else incomplete (fetched again). So is a symbol the exchange does not list."""
+    or else incomplete (fetched again). So is a symbol the exchange does not list, and one
+    whose rows are all quarantined on a day beginning beyond the endpoint's depth."""
     facts = facts or SourceFacts()
     grid = _grid(spec)
     counts = count_symbols(
@@ -253,13 +254,17 @@ def bronze_coverage(
         now=now,
     )
     judge = Judge(grid=grid, day=spec.day, closed=closed, now=now, settle_days=settle_days)
+    beyond_depth = facts.depth is not None and day_start(spec.day) < now - facts.depth
     complete: list[bool] = []
     gap_reason: list[str | None] = []
     unavailable: list[str | None] = []
     for record in counts:
         done, why = judge.counts(record)
         gone = None
-        if record.rows_present == 0 and record.quarantined == 0:  # nothing of the symbol
+        # Nothing of the symbol; or, on a day beginning beyond the source's depth, nothing
+        # valid: the oldest row served (e.g. a funding event whose interval needs the one
+        # before it) is judged by what lies beyond the depth, and the day is unavailable.
+        if record.rows_present == 0 and (record.quarantined == 0 or beyond_depth):
             done = False
             if closed:
                 gone = unavailable_reason(

@@ -21,16 +21,21 @@ from typing import Any
 import polars as pl
 import pytest
 
+from models.dates import day_start
 from models.enums import Dataset, Exchange, Layer, MarketKind
+from models.partitions import PartitionSpec
 from models.selection import Selection
 from models.settings import load_settings, parse_universe
 from storage import PartitionKey, Warehouse
 from storage.planning import describe_states, plan, source_states
+from tasks.bronze import SourceFacts, bronze_coverage
 from tasks.bronze_stage import run_bronze
 from tasks.context import RunContext
 from tasks.listings import resolve_rule
 from tasks.silver_stage import run_silver
+from tasks.transform.silver_batch import validated
 from tasks.units import DIRECT
+from tests.transform.builders import DAY, at, bronze, ms
 
 
 def context(warehouse: Path, url: str) -> RunContext:
@@ -265,3 +270,32 @@ def test_top_three_resolves_from_the_sandbox_volumes(tmp_path: Path, sandbox_url
     assert bronze.request.symbols == tuple(top)
     candles = Warehouse(str(tmp_path)).scan(Layer.SILVER, "ohlcv").collect()
     assert set(candles.get_column("symbol")) == set(top)
+
+
+def test_a_day_beginning_beyond_the_depth_with_only_a_quarantined_row_is_unavailable() -> None:
+    # OKX's oldest funding event served: its interval needs the event before it, which lies
+    # beyond the endpoint's depth, so the row is quarantined and the day holds nothing valid.
+    spec = PartitionSpec(exchange=Exchange.OKX, dataset=Dataset.FUNDING, interval=None, day=DAY)
+    event = {"fundingTime": str(ms(at(DAY, 16 * 60))), "fundingRate": "0.0001"}
+    checked = validated(
+        "funding",
+        bronze(Exchange.OKX, Dataset.FUNDING, [event]),
+        exchange="okx",
+        interval=None,
+        day=DAY,
+    )
+    assert checked.good.is_empty() and checked.quarantine.height == 1
+    depth = timedelta(days=92)
+    facts = SourceFacts(depth=depth, depth_note="about 3 months")
+
+    def record(now: datetime) -> dict[str, Any]:
+        return bronze_coverage(
+            spec, checked, ["BTCUSDT"], closed=True, now=now, settle_days=3, facts=facts
+        ).row(0, named=True)
+
+    edge = record(day_start(DAY) + depth + timedelta(hours=12))  # the depth begins in the day
+    assert not edge["complete"]
+    assert edge["unavailable"] == "beyond the source's depth (about 3 months)"
+    within = record(day_start(DAY) + timedelta(days=10))  # a settled source gap, as before
+    assert within["complete"] and within["unavailable"] is None
+    assert "quarantined" in within["gap_reason"]
